@@ -1,0 +1,170 @@
+"""The manifest: which blobs each tiktoken encoding needs, and the record of what a wheel carries.
+
+Standard library only and free of package-relative imports: the build hook and the scripts load
+this file by path (importing the package would activate it), the runtime imports it normally.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Callable, NamedTuple
+
+UPSTREAM_BASE = "https://openaipublic.blob.core.windows.net/"
+MANIFEST_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "manifest.json")
+DATA_DIR_NAME = "data"
+RECORD_NAME = "vendored.tsv"
+
+
+class Blob(NamedTuple):
+    """One file tiktoken downloads, identified by its canonical upstream URL."""
+
+    url: str
+    sha256: str
+    size: int
+
+    @property
+    def path(self) -> str:
+        """The path under the upstream host, e.g. ``encodings/cl100k_base.tiktoken``."""
+        return self.url[len(UPSTREAM_BASE) :]
+
+    @property
+    def file_name(self) -> str:
+        return self.url.rsplit("/", 1)[-1]
+
+    @property
+    def cache_name(self) -> str:
+        """The name tiktoken (and openai-harmony) cache this blob under."""
+        return cache_name(self.url)
+
+
+def cache_name(url: str) -> str:
+    return hashlib.sha1(url.encode()).hexdigest()
+
+
+class Manifest(NamedTuple):
+    generated_from: str
+    blobs: Mapping[str, Blob]  # by URL
+    encodings: Mapping[str, tuple[str, ...]]  # encoding name -> blob URLs
+
+    def blobs_for(self, encoding_names: Iterable[str]) -> list[Blob]:
+        """The distinct blobs the named encodings need, sorted by URL."""
+        urls = {url for name in encoding_names for url in self.encodings[name]}
+        return [self.blobs[url] for url in sorted(urls)]
+
+    def encodings_served_by(self, urls: Iterable[str]) -> list[str]:
+        """Every encoding all of whose blobs are among ``urls``."""
+        available = set(urls)
+        return [name for name, needed in self.encodings.items() if set(needed) <= available]
+
+    def encodings_needing(self, url: str) -> list[str]:
+        return [name for name, needed in self.encodings.items() if url in needed]
+
+    def to_json(self) -> str:
+        document = {
+            "generated_from": self.generated_from,
+            "blobs": [blob._asdict() for blob in sorted(self.blobs.values())],
+            "encodings": {name: list(urls) for name, urls in self.encodings.items()},
+        }
+        return json.dumps(document, indent=2) + "\n"
+
+
+def parse_manifest(document: Mapping[str, Any]) -> Manifest:
+    blobs = {b["url"]: Blob(b["url"], b["sha256"], int(b["size"])) for b in document["blobs"]}
+    encodings = {name: tuple(urls) for name, urls in document["encodings"].items()}
+    for url in blobs:
+        if not url.startswith(UPSTREAM_BASE):
+            raise ValueError(f"manifest blob {url} is not under {UPSTREAM_BASE}")
+    for name, urls in encodings.items():
+        unknown = [url for url in urls if url not in blobs]
+        if unknown:
+            raise ValueError(f"manifest encoding {name} needs blobs that are not listed: {unknown}")
+    return Manifest(str(document["generated_from"]), blobs, encodings)
+
+
+def load_manifest(path: str = MANIFEST_PATH) -> Manifest:
+    with open(path, encoding="utf-8") as f:
+        return parse_manifest(json.load(f))
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def record_requests(constructor: Callable[[], object]) -> dict[str, str | None]:
+    """The URLs and expected hashes one tiktoken encoding constructor asks for; nothing is read.
+
+    ``tiktoken.load.read_file_cached`` is swapped for a recorder that hands back placeholder
+    bytes (openai_public imports ``load_tiktoken_bpe`` by name, so that one cannot be patched).
+    """
+    import tiktoken.load
+
+    requested: dict[str, str | None] = {}
+
+    def recorder(blobpath: str, expected_hash: str | None = None) -> bytes:
+        requested[blobpath] = expected_hash
+        return b"{}" if blobpath.endswith(".json") else b""
+
+    original = tiktoken.load.read_file_cached
+    tiktoken.load.read_file_cached = recorder
+    try:
+        constructor()
+    except Exception:
+        # Placeholder bytes are no vocabulary: a constructor may fail once it parses them (gpt2
+        # checks its two files against each other). By then its requests are recorded.
+        if not requested:
+            raise
+    finally:
+        tiktoken.load.read_file_cached = original
+    return requested
+
+
+# The record: what one wheel carries, written into its data folder by the build hook. It is
+# tab-separated so that the package's import can read it with string methods alone.
+
+RECORD_COLUMNS = ("encoding", "file", "url", "sha256", "size")
+
+
+class Record(NamedTuple):
+    encodings: Mapping[str, tuple[Blob, ...]]  # each carried encoding and the blobs it reads
+
+    @property
+    def blobs(self) -> tuple[Blob, ...]:
+        return tuple(sorted({blob for blobs in self.encodings.values() for blob in blobs}))
+
+
+def record_text(manifest: Manifest, blobs: Sequence[Blob]) -> str:
+    """The record of a data folder holding ``blobs``: one row per encoding and blob, no paths, no times."""
+    urls = [blob.url for blob in blobs]
+    rows = ["\t".join(RECORD_COLUMNS)]
+    for name in manifest.encodings_served_by(urls):
+        for url in manifest.encodings[name]:
+            blob = manifest.blobs[url]
+            rows.append(f"{name}\t{blob.cache_name}\t{blob.url}\t{blob.sha256}\t{blob.size}")
+    return "\n".join(rows) + "\n"
+
+
+def read_record(data_dir: str) -> Record | None:
+    """The record of a data folder, or None when the folder holds none."""
+    path = os.path.join(data_dir, RECORD_NAME)
+    try:
+        with open(path, encoding="utf-8") as f:
+            header, *rows = f.read().splitlines()
+    except (FileNotFoundError, NotADirectoryError, ValueError):
+        return None
+    if tuple(header.split("\t")) != RECORD_COLUMNS:
+        raise ValueError(f"{path} is not a record of this version: reinstall tiktoken-encodings-offline")
+    encodings: dict[str, tuple[Blob, ...]] = {}
+    for row in rows:
+        name, file, url, sha256, size = row.split("\t")
+        blob = Blob(url, sha256, int(size))
+        if blob.cache_name != file:
+            raise ValueError(f"{path}: {file} is not the cache name of {url}")
+        encodings[name] = (*encodings.get(name, ()), blob)
+    return Record(encodings)
