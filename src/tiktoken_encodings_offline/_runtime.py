@@ -1,0 +1,171 @@
+"""Serve the vendored files to tiktoken by wrapping ``tiktoken.load.read_file_cached``.
+
+The wrapper answers from the vendored folder when the URL is one it carries and tiktoken's
+``expected_hash`` (when given) is the manifest's; every other request goes on as with plain
+tiktoken, except that nothing is ever written into the vendored folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import os
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from typing import Callable
+
+from . import STRICT_ENV
+from ._manifest import Blob, Record, load_manifest, read_record
+
+_MARKER = "__tiktoken_encodings_offline__"
+_lock = threading.Lock()
+_only_vendored = threading.local()
+_notices: set[str] = set()
+
+ReadFileCached = Callable[..., bytes]
+
+
+class EncodingNotVendoredError(RuntimeError):
+    """Strict mode: tiktoken asked for a file this installation does not carry."""
+
+
+def notice(message: str) -> None:
+    """Say something once per process, on stderr: a warning could become an error under -W error."""
+    if message in _notices:
+        return
+    _notices.add(message)
+    with contextlib.suppress(Exception):
+        sys.stderr.write(f"tiktoken-encodings-offline: {message}\n")
+
+
+def install(folder: str) -> None:
+    """Wrap tiktoken's reader so it serves ``folder``. Idempotent and thread-safe."""
+    import tiktoken.load
+
+    with _lock:
+        if is_installed():
+            return
+        record = read_record(folder) or Record({})
+        tiktoken.load.read_file_cached = _wrap(tiktoken.load.read_file_cached, folder, record)
+
+
+def is_installed() -> bool:
+    import tiktoken.load
+
+    return bool(getattr(tiktoken.load.read_file_cached, _MARKER, False))
+
+
+@contextlib.contextmanager
+def serving_only_vendored() -> Iterator[None]:
+    """Within this block, on this thread, a file the folder does not serve is an error."""
+    _only_vendored.active = True
+    try:
+        yield
+    finally:
+        _only_vendored.active = False
+
+
+def _strict() -> bool:
+    if getattr(_only_vendored, "active", False):
+        return True
+    return os.environ.get(STRICT_ENV, "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def _wrap(original: ReadFileCached, folder: str, record: Record) -> ReadFileCached:
+    served = {blob.url: blob for blob in record.blobs}
+
+    @functools.wraps(original)
+    def read_file_cached(blobpath: str, expected_hash: str | None = None) -> bytes:
+        blob = served.get(blobpath)
+        if blob is not None and expected_hash in (None, blob.sha256):
+            data = _read_verified(folder, blob)
+            if data is not None:
+                return data
+        if _strict():
+            raise EncodingNotVendoredError(_not_vendored_message(blobpath, record))
+        if _same_folder(_cache_dir_in_effect(), folder):
+            return _read_via_default_cache(blobpath, expected_hash)
+        return original(blobpath, expected_hash)
+
+    setattr(read_file_cached, _MARKER, True)
+    return read_file_cached
+
+
+def _read_verified(folder: str, blob: Blob) -> bytes | None:
+    path = os.path.join(folder, blob.cache_name)
+    try:
+        with open(path, "rb", buffering=0) as f:
+            data = f.read()
+    except OSError as error:
+        notice(f"cannot read {path} ({error}); reinstall tiktoken-encodings-offline")
+        return None
+    if hashlib.sha256(data).hexdigest() != blob.sha256:
+        notice(
+            f"{path} is damaged (SHA-256 differs from {blob.sha256}); reinstall tiktoken-encodings-offline"
+        )
+        return None
+    return data
+
+
+def _cache_dir_in_effect() -> str | None:
+    return os.environ.get("TIKTOKEN_CACHE_DIR", os.environ.get("DATA_GYM_CACHE_DIR"))
+
+
+def _same_folder(a: str | None, b: str) -> bool:
+    if not a:
+        return False
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _read_via_default_cache(blobpath: str, expected_hash: str | None) -> bytes:
+    """Plain tiktoken's read_file_cached as if TIKTOKEN_CACHE_DIR were unset.
+
+    The cache variable points at the vendored folder (this package set it, or the user pointed
+    it there): tiktoken would write a download into the package, and delete a vendored file whose
+    hash it does not expect. A file we do not serve goes where plain tiktoken puts it by default.
+    """
+    from tiktoken.load import check_hash, read_file
+
+    cache_dir = os.path.join(tempfile.gettempdir(), "data-gym-cache")
+    cache_path = os.path.join(cache_dir, hashlib.sha1(blobpath.encode()).hexdigest())
+    if os.path.exists(cache_path):
+        with open(cache_path, "rb", buffering=0) as f:
+            data = f.read()
+        if expected_hash is None or check_hash(data, expected_hash):
+            return data
+        with contextlib.suppress(OSError):
+            os.remove(cache_path)
+
+    contents = read_file(blobpath)
+    if expected_hash and not check_hash(contents, expected_hash):
+        raise ValueError(
+            f"Hash mismatch for data downloaded from {blobpath} (expected {expected_hash}). "
+            f"This may indicate a corrupted download. Please try again."
+        )
+    with contextlib.suppress(OSError):  # tiktoken ignores a default cache it cannot write
+        os.makedirs(cache_dir, exist_ok=True)
+        tmp = f"{cache_path}.{os.getpid()}.{threading.get_ident()}.tmp"
+        with open(tmp, "wb") as f:
+            f.write(contents)
+        os.replace(tmp, cache_path)
+    return contents
+
+
+def _not_vendored_message(blobpath: str, record: Record) -> str:
+    try:
+        needing = load_manifest().encodings_needing(blobpath)
+    except (OSError, ValueError):
+        needing = []
+    what = f"encoding {' / '.join(needing)}" if needing else "an encoding this package does not know"
+    return (
+        f"{what} needs {blobpath}, which this installation of tiktoken-encodings-offline does not "
+        f"serve (it carries: {', '.join(record.encodings) or 'nothing'}), and strict mode "
+        f"({STRICT_ENV}) forbids downloading it. Fix: install the full wheel (or one built with "
+        f"that encoding), or unset {STRICT_ENV} to let tiktoken download it."
+    )
