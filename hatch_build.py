@@ -135,7 +135,10 @@ def _directory(options: Mapping[str, str], key: str, log: Callable[[str], None])
     path = Path(options[key]).expanduser()
     if not path.is_absolute():
         path = path.resolve()
-        log(f"{env_name(key)} is relative; resolved against {Path.cwd()} to {path}")
+        log(
+            f"{env_name(key)} is relative; resolved against {Path.cwd()} to {path} (the build's working "
+            f"directory: frontends use the project or an unpacked sdist; pass an absolute path)"
+        )
     return path
 
 

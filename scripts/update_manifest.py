@@ -38,7 +38,7 @@ def load_by_path(name: str, path: Path) -> ModuleType:
 _manifest = load_by_path("_tiktoken_encodings_offline_manifest", MANIFEST_MODULE)
 
 
-def current_manifest(source_dir: Path | None) -> manifest_types.Manifest:
+def current_manifest(source_dir: Path | None, check: bool) -> manifest_types.Manifest:
     import tiktoken
     import tiktoken.registry
 
@@ -62,7 +62,8 @@ def current_manifest(source_dir: Path | None) -> manifest_types.Manifest:
                 sys.exit(f"{name} reads {url} without an expected_hash: nothing to pin it to")
             size = known_sizes.get((url, expected_hash))
             if size is None:
-                size = measure(url, expected_hash, source_dir)
+                # --check needs no size: a new or changed blob is a difference already.
+                size = -1 if check and source_dir is None else measure(url, expected_hash, source_dir)
             blobs[url] = _manifest.Blob(url, expected_hash, size)
     manifest: manifest_types.Manifest = _manifest.Manifest(
         f"tiktoken {tiktoken.__version__}", blobs, encodings
@@ -84,18 +85,32 @@ def measure(url: str, sha256: str, source_dir: Path | None) -> int:
     sys.exit(f"{url}: not found in {source_dir} (looked for {', '.join(map(str, candidates))})")
 
 
+def differences(old: manifest_types.Manifest, new: manifest_types.Manifest) -> list[str]:
+    lines = [f"encoding {name}: {old.encodings.get(name)} -> {new.encodings.get(name)}"
+             for name in sorted(set(old.encodings) | set(new.encodings))
+             if old.encodings.get(name) != new.encodings.get(name)]  # fmt: skip
+    for url in sorted(set(old.blobs) | set(new.blobs)):
+        before, after = old.blobs.get(url), new.blobs.get(url)
+        if (before and before.sha256) != (after and after.sha256):
+            lines.append(f"{url}: sha256 {before and before.sha256} -> {after and after.sha256}")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="exit 1 if the manifest is out of date")
     parser.add_argument("--source-dir", type=Path, help="folder with the real files, for new sizes")
     args = parser.parse_args(argv)
 
-    text = current_manifest(args.source_dir).to_json()
+    current = current_manifest(args.source_dir, args.check)
+    text = current.to_json()
     manifest_path = Path(_manifest.MANIFEST_PATH)
     on_disk = manifest_path.read_text(encoding="utf-8") if manifest_path.exists() else ""
     if args.check:
         if text != on_disk:
             print(f"{manifest_path} does not match the installed tiktoken; run {sys.argv[0]}")
+            for line in differences(_manifest.load_manifest(str(manifest_path)), current):
+                print(f"  {line}")
             return 1
         print(f"{manifest_path} matches the installed tiktoken")
         return 0

@@ -1,0 +1,73 @@
+"""Fixtures: the real encoding files in three layouts, reference token ids, a built wheel."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpers import MANIFEST, ROOT, build_wheel, clean_env, make_venv, offline, run
+
+# The real files, byte-identical to the published ones; this machine cannot reach the upstream.
+FILES_DIR = Path(os.environ.get("TIKTOKEN_ENCODINGS_OFFLINE_TEST_FILES", ROOT.parent / "shared" / "encodings-mirror"))
+PROBE = Path(__file__).with_name("probe_encodings.py")
+
+
+def _need_real_files() -> Path:
+    if (FILES_DIR / "SHA256SUMS").is_file():
+        return FILES_DIR.resolve()
+    message = f"the real encoding files are not at {FILES_DIR} (set TIKTOKEN_ENCODINGS_OFFLINE_TEST_FILES)"
+    if os.environ.get("CI"):
+        pytest.fail(message + ": CI must run every test", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def files_dir() -> Path:
+    """The real files in the upstream path layout (encodings/..., gpt-2/encodings/main/...)."""
+    return _need_real_files()
+
+
+@pytest.fixture(scope="session")
+def layouts(files_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The same six files as an upstream tree, a flat folder, and a tiktoken cache folder."""
+    flat = tmp_path_factory.mktemp("flat")
+    cache = tmp_path_factory.mktemp("tiktoken-cache")
+    for blob in MANIFEST.blobs.values():
+        shutil.copyfile(files_dir / blob.path, flat / blob.file_name)
+        shutil.copyfile(files_dir / blob.path, cache / blob.cache_name)
+    return {"upstream": files_dir, "flat": flat, "cache": cache}
+
+
+def build_env(source_dir: Path | None, **overrides: str) -> dict[str, str]:
+    """A build environment: a source folder, the build cache off, SOURCE_DATE_EPOCH fixed."""
+    env = clean_env(SOURCE_DATE_EPOCH="1700000000", TIKTOKEN_ENCODINGS_OFFLINE_CACHE_DIR="")
+    if source_dir is not None:
+        env["TIKTOKEN_ENCODINGS_OFFLINE_SOURCE_DIR"] = str(source_dir)
+    env.update(overrides)
+    return env
+
+
+@pytest.fixture(scope="session")
+def full_wheel(files_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    wheel, _ = build_wheel(tmp_path_factory.mktemp("full-wheel"), build_env(files_dir))
+    assert wheel is not None
+    return wheel
+
+
+@pytest.fixture(scope="session")
+def reference(layouts: dict[str, Path]) -> dict[str, object]:
+    """Token ids from plain tiktoken (this interpreter's, no package) reading the real files, offline."""
+    env = clean_env(TIKTOKEN_CACHE_DIR=str(layouts["cache"]))
+    result = run(offline([sys.executable, str(PROBE)]), env=env)
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="session")
+def runtime_venv(full_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh venv holding only tiktoken (and its dependencies) and the full wheel."""
+    return make_venv(tmp_path_factory.mktemp("venv") / "venv", str(full_wheel))
