@@ -51,7 +51,8 @@ def run(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = No
     result = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
         raise AssertionError(
-            f"{' '.join(map(str, cmd))} exited {result.returncode}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
+            f"{' '.join(map(str, cmd))} exited {result.returncode}\n"
+            f"--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
         )
     return result
 

@@ -10,8 +10,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import PROBE, build_env
 
+from conftest import PROBE, build_env
 from helpers import (
     MANIFEST,
     ROOT,
@@ -197,7 +197,9 @@ def test_sdist_holds_no_blob_reads_none_and_its_wheel_works(files_dir: Path, ful
     assert wheel.read_bytes() == full_wheel.read_bytes()
 
 
-def test_editable_install_serves_the_blobs_from_src(files_dir: Path, reference: dict[str, object], tmp_path: Path) -> None:
+def test_editable_install_serves_the_blobs_from_src(
+    files_dir: Path, reference: dict[str, object], tmp_path: Path
+) -> None:
     project = copy_project(tmp_path / "project")
     python = make_venv(tmp_path / "venv", "tiktoken")
     env = build_env(files_dir)

@@ -54,9 +54,7 @@ def list_command(args: argparse.Namespace) -> tuple[Any, bool, str]:
     rows: list[dict[str, Any]] = [
         {
             "encoding": name,
-            "files": [
-                {"file": b.cache_name, "url": b.url, "size": b.size, "intact": intact[b.url]} for b in blobs
-            ],
+            "files": [{"file": b.cache_name, "url": b.url, "size": b.size, "intact": intact[b.url]} for b in blobs],
             "intact": all(intact[b.url] for b in blobs),
         }
         for name, blobs in (record.encodings.items() if record else ())
@@ -83,12 +81,8 @@ def verify_command(args: argparse.Namespace) -> tuple[Any, bool, str]:
             lines.append(f"DAMAGED  {check.file}  {check.url}")
             lines.append(f"         expected {check.expected_sha256}, found {found}")
     for encoding in result.encodings:
-        lines.append(
-            f"ok       {encoding.name}" if encoding.ok else f"FAILED   {encoding.name}: {encoding.error}"
-        )
-    lines.append(
-        "verified: all intact" if result.ok else "verify FAILED: reinstall tiktoken-encodings-offline"
-    )
+        lines.append(f"ok       {encoding.name}" if encoding.ok else f"FAILED   {encoding.name}: {encoding.error}")
+    lines.append("verified: all intact" if result.ok else "verify FAILED: reinstall tiktoken-encodings-offline")
     return {**asdict(result), "ok": result.ok}, result.ok, "\n".join(lines)
 
 
@@ -120,9 +114,7 @@ def _write_verified(blob: Blob, target: str) -> str:
     with open(os.path.join(where(), blob.cache_name), "rb") as f:
         data = f.read()
     if hashlib.sha256(data).hexdigest() != blob.sha256:
-        raise SystemExit(
-            f"{os.path.join(where(), blob.cache_name)} is damaged; reinstall tiktoken-encodings-offline"
-        )
+        raise SystemExit(f"{os.path.join(where(), blob.cache_name)} is damaged; reinstall tiktoken-encodings-offline")
     tmp = f"{target}.{os.getpid()}.tmp"
     with open(tmp, "wb") as f:
         f.write(data)
@@ -152,31 +144,22 @@ def doctor(args: argparse.Namespace) -> tuple[Any, bool, str]:
         asked = record_requests(constructors[name])
         coverage[name] = all(served.get(url) in (sha, None) and url in served for url, sha in asked.items())
 
-    env = {
-        key: os.environ.get(key)
-        for key in ("TIKTOKEN_CACHE_DIR", "DATA_GYM_CACHE_DIR", "TIKTOKEN_RS_CACHE_DIR")
-    }
+    env = {key: os.environ.get(key) for key in ("TIKTOKEN_CACHE_DIR", "DATA_GYM_CACHE_DIR", "TIKTOKEN_RS_CACHE_DIR")}
     conflicts = []
     if os.environ.get(DISABLE_ENV):
         conflicts.append(f"{DISABLE_ENV} is set: the package is off")
     elif not is_installed():
-        conflicts.append(
-            "tiktoken's reader is not wrapped: something replaced tiktoken.load.read_file_cached"
-        )
+        conflicts.append("tiktoken's reader is not wrapped: something replaced tiktoken.load.read_file_cached")
     missing = [name for name, covered in coverage.items() if not covered]
     if missing:
         conflicts.append(f"not carried, tiktoken will download them: {', '.join(missing)}")
     rs_dir = env["TIKTOKEN_RS_CACHE_DIR"]
-    harmony_blobs = [
-        blob for name in HARMONY_ENCODINGS for blob in (record.encodings.get(name, ()) if record else ())
-    ]
+    harmony_blobs = [blob for name in HARMONY_ENCODINGS for blob in (record.encodings.get(name, ()) if record else ())]
     harmony_ready = bool(rs_dir and harmony_blobs) and all(
         os.path.isfile(os.path.join(str(rs_dir), blob.cache_name)) for blob in harmony_blobs
     )
     if rs_dir and not harmony_ready:
-        conflicts.append(
-            f"TIKTOKEN_RS_CACHE_DIR={rs_dir} lacks the o200k_base/cl100k_base files harmony reads"
-        )
+        conflicts.append(f"TIKTOKEN_RS_CACHE_DIR={rs_dir} lacks the o200k_base/cl100k_base files harmony reads")
 
     def origin(key: str) -> str:
         value = env[key]
@@ -199,12 +182,8 @@ def doctor(args: argparse.Namespace) -> tuple[Any, bool, str]:
         + ("the vendored files first (reader wrapped)" if is_installed() else "its cache only (NOT wrapped)"),
     ]
     lines += [f"  {key}={value!r} ({origin(key)})" for key, value in env.items()]
-    lines += [
-        f"  {name:<14} {'vendored' if covered else 'NOT carried'}" for name, covered in coverage.items()
-    ]
-    lines.append(
-        f"openai-harmony: {'reads the vendored files' if harmony_ready else 'will download on first use'}"
-    )
+    lines += [f"  {name:<14} {'vendored' if covered else 'NOT carried'}" for name, covered in coverage.items()]
+    lines.append(f"openai-harmony: {'reads the vendored files' if harmony_ready else 'will download on first use'}")
     lines += [f"conflict: {c}" for c in conflicts] or ["no conflicts"]
     return report, not conflicts, "\n".join(lines)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
+import dataclasses
 import email.utils
 import functools
 import hashlib
@@ -23,6 +24,7 @@ import random
 import socket
 import ssl
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -119,6 +121,7 @@ def fetch_all(blobs: Sequence[BlobSpec], settings: FetchSettings, workdir: Path)
 
     target_dir = settings.cache_dir if settings.cache_dir is not None else workdir
     target_dir.mkdir(parents=True, exist_ok=True)
+    settings = dataclasses.replace(settings, log=_serialized(settings.log))
     opener = _Opener(settings)
     failures: list[str] = []
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, settings.workers)) as pool:
@@ -137,6 +140,17 @@ def fetch_all(blobs: Sequence[BlobSpec], settings: FetchSettings, workdir: Path)
             "folder of the files with TIKTOKEN_ENCODINGS_OFFLINE_SOURCE_DIR.\n" + PREBUILT_WHEEL_HINT
         )
     return found
+
+
+def _serialized(log: Callable[[str], None]) -> Callable[[str], None]:
+    """One line at a time from the download threads."""
+    lock = threading.Lock()
+
+    def serialized(message: str) -> None:
+        with lock:
+            log(message)
+
+    return serialized
 
 
 def _describe_missing(blob: BlobSpec, looked: list[str]) -> str:
@@ -255,19 +269,20 @@ def _transfer(blob: BlobSpec, url: str, part: Path, opener: _Opener, settings: F
         except _Final as error:
             raise FetchError(f"{shown}: {error}") from None
         except _Retryable as error:
-            errors.append(f"attempt {attempt + 1}: {error}")
+            errors.append(str(error))
             if attempt == settings.retries:
                 break
             delay = error.delay if error.delay is not None else settings.backoff * 2**attempt
             delay = min(delay, MAX_RETRY_AFTER if error.delay is not None else MAX_BACKOFF)
             settings.log(f"{blob.path}: {error}; retrying in {delay:.1f} s")
             time.sleep(delay * (1 + random.random() / 10) if error.delay is None else delay)  # noqa: S311
-    raise FetchError(f"{shown}: gave up after {settings.retries + 1} attempts: " + "; ".join(errors))
+    if len(set(errors)) == 1:
+        raise FetchError(f"{shown}: gave up after {len(errors)} attempts, each: {errors[0]}")
+    numbered = "; ".join(f"attempt {n}: {error}" for n, error in enumerate(errors, 1))
+    raise FetchError(f"{shown}: gave up after {len(errors)} attempts: {numbered}")
 
 
-def _receive(
-    blob: BlobSpec, request: urllib.request.Request, have: int, part: Path, opener: _Opener
-) -> str | None:
+def _receive(blob: BlobSpec, request: urllib.request.Request, have: int, part: Path, opener: _Opener) -> str | None:
     """One request. Returns the validator (ETag or Last-Modified) for a later resume."""
     try:
         response = opener.open(request)
@@ -317,9 +332,7 @@ def _receive(
                         raise _Final(f"the server sent more than the {blob.size} bytes of the file")
                     out.write(chunk)
         except (OSError, http.client.HTTPException) as error:
-            raise _Retryable(
-                f"transfer cut after {have + received} of {blob.size} bytes: {error!r}"
-            ) from None
+            raise _Retryable(f"transfer cut after {have + received} of {blob.size} bytes: {error!r}") from None
         if received < expected:
             raise _Retryable(f"transfer cut after {have + received} of {blob.size} bytes")
     return validator
@@ -480,9 +493,7 @@ def copy_verified(source: Path, destination: Path, sha256: str) -> None:
     data = source.read_bytes()
     actual = hashlib.sha256(data).hexdigest()
     if actual != sha256:
-        raise FetchError(
-            f"{source} changed while the build read it: expected SHA-256 {sha256}, found {actual}"
-        )
+        raise FetchError(f"{source} changed while the build read it: expected SHA-256 {sha256}, found {actual}")
     tmp = destination.with_name(destination.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     with os.fdopen(fd, "wb") as out:

@@ -103,9 +103,7 @@ def _read_verified(folder: str, blob: Blob) -> bytes | None:
         notice(f"cannot read {path} ({error}); reinstall tiktoken-encodings-offline")
         return None
     if hashlib.sha256(data).hexdigest() != blob.sha256:
-        notice(
-            f"{path} is damaged (SHA-256 differs from {blob.sha256}); reinstall tiktoken-encodings-offline"
-        )
+        notice(f"{path} is damaged (SHA-256 differs from {blob.sha256}); reinstall tiktoken-encodings-offline")
         return None
     return data
 
