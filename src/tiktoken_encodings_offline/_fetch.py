@@ -254,88 +254,103 @@ def _download(blob: BlobSpec, opener: _Opener, settings: FetchSettings, target_d
 
 def _transfer(blob: BlobSpec, url: str, part: Path, opener: _Opener, settings: FetchSettings) -> None:
     """Fill ``part`` with the body at ``url``: retrying, resuming, never beyond the blob's size."""
-    shown = redact(url)
-    validator: str | None = None
+    transfer = _Transfer(blob, url, part, opener)
     errors: list[str] = []
     for attempt in range(settings.retries + 1):
-        have = part.stat().st_size
-        request = urllib.request.Request(url)
-        if have and validator:
-            request.add_header("Range", f"bytes={have}-")
-            request.add_header("If-Range", validator)
         try:
-            validator = _receive(blob, request, have, part, opener)
+            transfer.attempt()
             return
         except _Final as error:
-            raise FetchError(f"{shown}: {error}") from None
+            raise FetchError(f"{redact(url)}: {error}") from None
         except _Retryable as error:
             errors.append(str(error))
             if attempt == settings.retries:
                 break
-            delay = error.delay if error.delay is not None else settings.backoff * 2**attempt
-            delay = min(delay, MAX_RETRY_AFTER if error.delay is not None else MAX_BACKOFF)
+            if error.delay is not None:  # the server said how long (Retry-After)
+                delay = min(error.delay, MAX_RETRY_AFTER)
+            else:
+                delay = min(settings.backoff * 2**attempt, MAX_BACKOFF) * (1 + random.random() / 10)  # noqa: S311
             settings.log(f"{blob.path}: {error}; retrying in {delay:.1f} s")
-            time.sleep(delay * (1 + random.random() / 10) if error.delay is None else delay)  # noqa: S311
+            time.sleep(delay)
     if len(set(errors)) == 1:
-        raise FetchError(f"{shown}: gave up after {len(errors)} attempts, each: {errors[0]}")
+        raise FetchError(f"{redact(url)}: gave up after {len(errors)} attempts, each: {errors[0]}")
     numbered = "; ".join(f"attempt {n}: {error}" for n, error in enumerate(errors, 1))
-    raise FetchError(f"{shown}: gave up after {len(errors)} attempts: {numbered}")
+    raise FetchError(f"{redact(url)}: gave up after {len(errors)} attempts: {numbered}")
 
 
-def _receive(blob: BlobSpec, request: urllib.request.Request, have: int, part: Path, opener: _Opener) -> str | None:
-    """One request. Returns the validator (ETag or Last-Modified) for a later resume."""
-    try:
-        response = opener.open(request)
-    except urllib.error.HTTPError as error:
-        error.close()
-        if error.code == 429 or error.code >= 500:
-            raise _Retryable(f"HTTP {error.code} {error.reason}", _retry_after(error.headers)) from None
-        if error.code == 416:
-            part.write_bytes(b"")
-            raise _Retryable("HTTP 416: the partial file is stale, starting over", 0.0) from None
-        if error.code in (401, 403):
-            raise _Final(
-                f"HTTP {error.code} {error.reason}: the server wants credentials it did not get or "
-                f"refused them. Fix: set TIKTOKEN_ENCODINGS_OFFLINE_MIRROR_TOKEN, put them in the "
-                f"mirror URL (https://user:token@host/...) or in ~/.netrc"
-            ) from None
-        raise _Final(f"HTTP {error.code} {error.reason}") from None
-    except ssl.SSLError as error:
-        raise _Final(_tls_advice(error)) from None
-    except urllib.error.URLError as error:
-        if isinstance(error.reason, ssl.SSLError):
-            raise _Final(_tls_advice(error.reason)) from None
-        raise _Retryable(f"cannot connect: {error.reason}") from None
-    except (OSError, http.client.HTTPException) as error:
-        raise _Retryable(f"connection failed: {error!r}") from None
+class _Transfer:
+    """One file's download across attempts: the bytes so far in ``part``, and their validator."""
 
-    with response:
-        validator = _validator(response.headers)
-        if response.status == 206 and have:
-            start, total = _content_range(response.headers.get("Content-Range"))
-            if start != have or total != blob.size:
-                part.write_bytes(b"")
-                raise _Retryable("the server answered the resume with another range; starting over", 0.0)
-            mode = "ab"
+    def __init__(self, blob: BlobSpec, url: str, part: Path, opener: _Opener) -> None:
+        self.blob, self.url, self.part, self.opener = blob, url, part, opener
+        self.validator: str | None = None  # ETag or Last-Modified of the bytes in part
+
+    def attempt(self) -> None:
+        have = self.part.stat().st_size
+        request = urllib.request.Request(self.url)
+        if have and self.validator:
+            request.add_header("Range", f"bytes={have}-")
+            request.add_header("If-Range", self.validator)
         else:
-            mode, have = "wb", 0
+            have = 0
+        with self._open(request) as response:
+            if response.status == 206 and have:
+                start, total = _content_range(response.headers.get("Content-Range"))
+                if start != have or total != self.blob.size:
+                    self._start_over()
+                    raise _Retryable("the server answered the resume with another range; starting over", 0.0)
+            else:
+                have = 0  # a 200: the whole file again
+            self.validator = _validator(response.headers)
+            self._receive(response, have)
+
+    def _open(self, request: urllib.request.Request) -> Any:
+        try:
+            return self.opener.open(request)
+        except urllib.error.HTTPError as error:
+            error.close()
+            if error.code == 429 or error.code >= 500:
+                raise _Retryable(f"HTTP {error.code} {error.reason}", _retry_after(error.headers)) from None
+            if error.code == 416:
+                self._start_over()
+                raise _Retryable("HTTP 416: the partial file is stale, starting over", 0.0) from None
+            if error.code in (401, 403):
+                raise _Final(
+                    f"HTTP {error.code} {error.reason}: the server wants credentials it did not get, or "
+                    f"refused them. Fix: set TIKTOKEN_ENCODINGS_OFFLINE_MIRROR_TOKEN, put them in the "
+                    f"mirror URL (https://user:token@host/...) or in ~/.netrc"
+                ) from None
+            raise _Final(f"HTTP {error.code} {error.reason}") from None
+        except ssl.SSLError as error:
+            raise _Final(_tls_advice(error)) from None
+        except urllib.error.URLError as error:
+            if isinstance(error.reason, ssl.SSLError):
+                raise _Final(_tls_advice(error.reason)) from None
+            raise _Retryable(f"cannot connect: {error.reason}") from None
+        except (OSError, http.client.HTTPException) as error:
+            raise _Retryable(f"connection failed: {error!r}") from None
+
+    def _start_over(self) -> None:
+        self.part.write_bytes(b"")
+        self.validator = None
+
+    def _receive(self, response: Any, have: int) -> None:
         length = response.headers.get("Content-Length")
-        expected = int(length) if length is not None and length.isdigit() else blob.size - have
-        if have + expected > blob.size:
-            raise _Final(f"the server announces {have + expected} bytes; the file has {blob.size}")
+        expected = int(length) if length is not None and length.isdigit() else self.blob.size - have
+        if have + expected > self.blob.size:
+            raise _Final(f"the server announces {have + expected} bytes; the file has {self.blob.size}")
         received = 0
         try:
-            with open(part, mode) as out:
+            with open(self.part, "ab" if have else "wb") as out:
                 while chunk := response.read(CHUNK):
                     received += len(chunk)
                     if received > expected:
-                        raise _Final(f"the server sent more than the {blob.size} bytes of the file")
+                        raise _Final(f"the server sent more than the {self.blob.size} bytes of the file")
                     out.write(chunk)
         except (OSError, http.client.HTTPException) as error:
-            raise _Retryable(f"transfer cut after {have + received} of {blob.size} bytes: {error!r}") from None
+            raise _Retryable(f"transfer cut after {have + received} of {self.blob.size} bytes: {error!r}") from None
         if received < expected:
-            raise _Retryable(f"transfer cut after {have + received} of {blob.size} bytes")
-    return validator
+            raise _Retryable(f"transfer cut after {have + received} of {self.blob.size} bytes")
 
 
 def _validator(headers: Any) -> str | None:
