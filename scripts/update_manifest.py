@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import sys
+from importlib.metadata import version
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -65,7 +66,7 @@ def current_manifest(source_dir: Path | None, check: bool) -> manifest_types.Man
                 # --check needs no size: a new or changed blob is a difference already.
                 size = -1 if check and source_dir is None else measure(url, expected_hash, source_dir)
             blobs[url] = _manifest.Blob(url, expected_hash, size)
-    manifest: manifest_types.Manifest = _manifest.Manifest(f"tiktoken {tiktoken.__version__}", blobs, encodings)
+    manifest: manifest_types.Manifest = _manifest.Manifest(f"tiktoken {version('tiktoken')}", blobs, encodings)
     return manifest
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from importlib.metadata import version
 
 import tiktoken
 
@@ -22,7 +23,7 @@ MODELS = ["gpt-4o", "gpt-4", "gpt-3.5-turbo", "text-davinci-003"]
 
 
 def main() -> None:
-    result = {"encodings": {}, "models": {}, "tiktoken": tiktoken.__version__}
+    result = {"encodings": {}, "models": {}, "tiktoken": version("tiktoken")}
     for name in tiktoken.list_encoding_names():
         encoding = tiktoken.get_encoding(name)
         ids = encoding.encode(MIXED_TEXT, allowed_special="all")

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from dataclasses import asdict
+from importlib.metadata import version
 from typing import Any
 
 from . import DISABLE_ENV, HARMONY_ENCODINGS, STRICT_ENV, where
@@ -167,9 +168,10 @@ def doctor(args: argparse.Namespace) -> tuple[Any, bool, str]:
             return "unset"
         return "set by this package" if value == folder else "set by you or another tool"
 
+    tiktoken_version = version("tiktoken")
     report = {
         "folder": folder,
-        "tiktoken": {"version": tiktoken.__version__, "reader_wrapped": is_installed()},
+        "tiktoken": {"version": tiktoken_version, "reader_wrapped": is_installed()},
         "environment": {key: {"value": value, "origin": origin(key)} for key, value in env.items()},
         "strict": bool(os.environ.get(STRICT_ENV)),
         "coverage": coverage,
@@ -178,7 +180,7 @@ def doctor(args: argparse.Namespace) -> tuple[Any, bool, str]:
     }
     lines = [
         f"vendored folder: {folder}",
-        f"tiktoken {tiktoken.__version__}: reads "
+        f"tiktoken {tiktoken_version}: reads "
         + ("the vendored files first (reader wrapped)" if is_installed() else "its cache only (NOT wrapped)"),
     ]
     lines += [f"  {key}={value!r} ({origin(key)})" for key, value in env.items()]

@@ -83,7 +83,7 @@ def _load(name: str, folder: str) -> EncodingCheck:
     tiktoken.registry.list_encoding_names()  # loads the plugins
     constructor = (tiktoken.registry.ENCODING_CONSTRUCTORS or {}).get(name)
     if constructor is None:
-        return EncodingCheck(name, f"tiktoken {tiktoken.__version__} has no encoding {name}")
+        return EncodingCheck(name, f"the installed tiktoken has no encoding {name}")
 
     def no_network(blobpath: str) -> bytes:
         raise RuntimeError(f"verify blocks network access, and {blobpath} was asked for")

@@ -1,0 +1,377 @@
+"""Issue 4: offline at run time, with no import of the package, and nothing clobbered.
+
+Every test runs the installed wheel in a fresh venv (or a --target install) inside a network
+namespace with no network at all, and compares token ids with plain tiktoken's on the real files.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from conftest import PROBE, build_env
+from helpers import (
+    MANIFEST,
+    build_wheel,
+    clean_env,
+    expected_blobs,
+    make_venv,
+    offline,
+    run,
+)
+
+PACKAGE_ENV = "TIKTOKEN_ENCODINGS_OFFLINE_"
+
+
+def site_packages(python: Path) -> Path:
+    out = run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout
+    return Path(out.strip())
+
+
+def probe(python: Path | str, env: dict[str, str] | None = None, *flags: str) -> dict[str, object]:
+    result = run(offline([python, *flags, PROBE]), env=env or clean_env())
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+def python_offline(python: Path | str, code: str, env: dict[str, str] | None = None, check: bool = True):  # type: ignore[no-untyped-def]
+    return run(offline([python, "-c", code]), env=env or clean_env(), check=check)
+
+
+def listing(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_size for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="session")
+def installed(runtime_venv: Path) -> Path:
+    """The installed package folder in the runtime venv."""
+    return site_packages(runtime_venv) / "tiktoken_encodings_offline"
+
+
+@pytest.fixture
+def target_install(full_wheel: Path, tmp_path: Path) -> Path:
+    """The wheel unpacked by pip into a folder of its own, for tests that damage it."""
+    target = tmp_path / "target"
+    run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(full_wheel)])
+    return target
+
+
+# --- Done when ------------------------------------------------------------------------------------
+
+
+def test_every_encoding_gives_the_reference_ids_offline_without_importing_the_package(
+    runtime_venv: Path, reference: dict[str, object], installed: Path
+) -> None:
+    before = listing(installed)
+    assert probe(runtime_venv) == reference
+    assert set(reference["encodings"]) == set(MANIFEST.encodings)  # type: ignore[arg-type]
+    assert reference["models"]["gpt-4o"][0] == "o200k_base"  # type: ignore[index]
+    assert reference["models"]["text-davinci-003"][0] == "p50k_base"  # type: ignore[index]
+    # known ids, independent of both runs
+    assert reference["models"]["gpt-4"] == ["cl100k_base", [15339, 1917]]  # type: ignore[index]
+    assert reference["models"]["gpt-4o"] == ["o200k_base", [24912, 2375]]  # type: ignore[index]
+    assert listing(installed) == before  # nothing written into the package
+
+
+def test_with_the_package_imported_too(runtime_venv: Path, reference: dict[str, object]) -> None:
+    code = f"import tiktoken_encodings_offline, runpy; runpy.run_path({str(PROBE)!r}, run_name='__main__')"
+    assert json.loads(python_offline(runtime_venv, code).stdout) == reference
+
+
+def test_verify_exits_zero_offline(runtime_venv: Path) -> None:
+    result = run(offline([runtime_venv, "-m", "tiktoken_encodings_offline", "verify"]), env=clean_env())
+    assert "verified: all intact" in result.stdout
+    assert result.stdout.count("\nok       ") == 6 + 7  # six files, seven encodings
+
+
+def test_read_only_install(runtime_venv: Path, installed: Path, reference: dict[str, object]) -> None:
+    site = installed.parent
+    script = (
+        f'mount --bind "{site}" "{site}" && mount -o remount,bind,ro "{site}" && '
+        f'! touch "{installed}/probe-write" 2>/dev/null && '
+        f'"{runtime_venv}" "{PROBE}" && "{runtime_venv}" -m tiktoken_encodings_offline verify >&2'
+    )
+    result = run(["unshare", "--mount", "--net", "sh", "-c", script], env=clean_env())
+    assert json.loads(result.stdout) == reference
+    assert "verified: all intact" in result.stderr
+
+
+def test_a_cache_folder_the_user_chose_stays_as_set_and_untouched(
+    runtime_venv: Path, reference: dict[str, object], tmp_path: Path
+) -> None:
+    chosen = tmp_path / "my-cache"
+    chosen.mkdir()
+    env = clean_env(TIKTOKEN_CACHE_DIR=str(chosen))
+    code = (
+        f"import os, runpy; runpy.run_path({str(PROBE)!r}, run_name='__main__'); "
+        "print('\\n' + os.environ['TIKTOKEN_CACHE_DIR'])"
+    )
+    out, cache_dir = python_offline(runtime_venv, code, env).stdout.strip().rsplit("\n", 1)
+    assert json.loads(out) == reference
+    assert cache_dir == str(chosen)
+    assert list(chosen.iterdir()) == []
+
+
+def test_empty_cache_dir_means_no_cache_and_still_loads(runtime_venv: Path, reference: dict[str, object]) -> None:
+    code = (
+        f"import os, runpy; runpy.run_path({str(PROBE)!r}, run_name='__main__'); "
+        "print('\\n' + repr(os.environ['TIKTOKEN_CACHE_DIR']))"
+    )
+    out, value = python_offline(runtime_venv, code, clean_env(TIKTOKEN_CACHE_DIR="")).stdout.strip().rsplit("\n", 1)
+    assert json.loads(out) == reference
+    assert value == "''"
+
+
+def test_a_library_repointing_the_variable_after_import(runtime_venv: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    code = (
+        "import os, tiktoken_encodings_offline, tiktoken\n"
+        f"os.environ['TIKTOKEN_CACHE_DIR'] = {str(elsewhere)!r}\n"
+        "print(tiktoken.get_encoding('cl100k_base').encode('hello world'))"
+    )
+    assert python_offline(runtime_venv, code).stdout.strip() == "[15339, 1917]"
+    assert not elsewhere.exists()
+
+
+def test_warnings_as_errors(runtime_venv: Path, reference: dict[str, object]) -> None:
+    assert probe(runtime_venv, None, "-W", "error") == reference
+
+
+def test_environment_is_registered_on_import_only_where_unset(runtime_venv: Path, installed: Path) -> None:
+    code = (
+        "import os, sys, tiktoken_encodings_offline as t\n"
+        "print(os.environ.get('TIKTOKEN_CACHE_DIR'), os.environ.get('TIKTOKEN_RS_CACHE_DIR'), "
+        "'tiktoken' in sys.modules, t.where(), ','.join(t.encodings()))"
+    )
+    data = str(installed / "data")
+    assert python_offline(runtime_venv, code).stdout.split() == [
+        data, data, "False", data, "gpt2,r50k_base,p50k_base,p50k_edit,cl100k_base,o200k_base,o200k_harmony"
+    ]  # fmt: skip
+    kept = python_offline(runtime_venv, code, clean_env(DATA_GYM_CACHE_DIR="/x", TIKTOKEN_RS_CACHE_DIR="/y"))
+    assert kept.stdout.split()[:3] == ["None", "/y", "False"]
+
+
+def test_disable_turns_everything_off(runtime_venv: Path) -> None:
+    env = clean_env(TIKTOKEN_ENCODINGS_OFFLINE_DISABLE="1")
+    code = (
+        "import os, tiktoken_encodings_offline, tiktoken\n"
+        "print(os.environ.get('TIKTOKEN_CACHE_DIR'))\n"
+        "tiktoken.get_encoding('cl100k_base')"
+    )
+    result = python_offline(runtime_venv, code, env, check=False)
+    assert result.returncode != 0 and result.stdout.strip() == "None"
+    assert "ConnectionError" in result.stderr  # plain tiktoken, offline
+
+
+def test_openai_harmony_loads_gpt_oss_offline_after_the_import(runtime_venv: Path) -> None:
+    run([str(runtime_venv), "-m", "pip", "install", "-q", "openai-harmony"], env=clean_env())
+    code = (
+        "import tiktoken_encodings_offline\n"
+        "from openai_harmony import load_harmony_encoding, HarmonyEncodingName\n"
+        "enc = load_harmony_encoding(HarmonyEncodingName.HARMONY_GPT_OSS)\n"
+        "print(enc.name, enc.encode('hello world'))"
+    )
+    assert python_offline(runtime_venv, code).stdout.strip() == "HarmonyGptOss [24912, 2375]"
+    without = python_offline(runtime_venv, code.replace("import tiktoken_encodings_offline\n", ""), check=False)
+    assert without.returncode != 0 and "HarmonyError" in without.stderr
+
+
+def test_eight_processes_loading_at_once(runtime_venv: Path) -> None:
+    code = (
+        "import subprocess, sys\n"
+        'child = \'import tiktoken; print(tiktoken.get_encoding("o200k_base").encode("hello world"))\'\n'
+        "procs = [subprocess.Popen([sys.executable, '-c', child], stdout=subprocess.PIPE, text=True) "
+        "for _ in range(8)]\n"
+        "outs = [p.communicate()[0].strip() for p in procs]\n"
+        "print(outs, [p.returncode for p in procs])"
+    )
+    out = python_offline(runtime_venv, code).stdout.strip()
+    assert out == str(["[24912, 2375]"] * 8) + " " + str([0] * 8)
+
+
+def test_tiktoken_0_7(full_wheel: Path, reference: dict[str, object], tmp_path: Path) -> None:
+    python = make_venv(tmp_path / "venv", "tiktoken==0.7.0", str(full_wheel))
+    result = probe(python)
+    assert result["tiktoken"] == "0.7.0"
+    encodings = result["encodings"]
+    assert isinstance(encodings, dict) and set(encodings) == set(MANIFEST.encodings) - {"o200k_harmony"}
+    for name, ids in encodings.items():
+        assert ids == reference["encodings"][name], name  # type: ignore[index]
+
+
+# --- Failure paths, a damaged install, strict mode, slim wheels --------------------------------
+
+
+def test_a_failing_activation_degrades_to_plain_tiktoken_with_one_notice(
+    target_install: Path, layouts: dict[str, Path]
+) -> None:
+    record = target_install / "tiktoken_encodings_offline" / "data" / "vendored.tsv"
+    record.write_text("not a record\n" + record.read_text().split("\n", 1)[1])
+    env = clean_env(PYTHONPATH=str(target_install), TIKTOKEN_CACHE_DIR=str(layouts["cache"]))
+    code = "import tiktoken; print(tiktoken.get_encoding('cl100k_base').encode('hello world'))"
+    result = run(offline([sys.executable, "-W", "error", "-c", code]), env=env)
+    assert result.stdout.strip() == "[15339, 1917]"
+    assert result.stderr.count("tiktoken-encodings-offline: not active") == 1
+
+
+def test_a_damaged_blob_is_never_served(target_install: Path) -> None:
+    blob = MANIFEST.blobs_for(["cl100k_base"])[0]
+    path = target_install / "tiktoken_encodings_offline" / "data" / blob.cache_name
+    path.write_bytes(path.read_bytes()[:-1] + b"!")
+    env = clean_env(PYTHONPATH=str(target_install))
+    code = "import tiktoken; tiktoken.get_encoding('cl100k_base')"
+    result = run(offline([sys.executable, "-c", code]), env=env, check=False)
+    assert result.returncode != 0  # offline, the fall-back download fails as plain tiktoken's would
+    assert f"{path} is damaged" in result.stderr
+    assert path.read_bytes()[-1:] == b"!"  # and the package folder was not touched
+
+    verify = run([sys.executable, "-m", "tiktoken_encodings_offline", "verify", "--json"], env=env, check=False)
+    assert verify.returncode == 1
+    report = json.loads(verify.stdout)
+    assert report["ok"] is False
+    damaged = [f for f in report["files"] if f["actual_sha256"] != f["expected_sha256"]]
+    assert [f["file"] for f in damaged] == [blob.cache_name]
+
+
+def test_the_zip_loader_path_extracts_the_folder(full_wheel: Path, reference: dict[str, object]) -> None:
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1])\n"
+        "import tiktoken_encodings_offline as t, tiktoken, os\n"
+        "assert '.whl' in t.__file__ and os.path.isdir(t.where()), t.where()\n"
+        "print(tiktoken.get_encoding('o200k_base').encode('hello world'))"
+    )
+    result = run(offline([sys.executable, "-c", code, str(full_wheel)]), env=clean_env())
+    assert result.stdout.strip() == "[24912, 2375]"
+
+
+@pytest.fixture(scope="session")
+def slim_venv(files_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("slim")
+    wheel, _ = build_wheel(out / "dist", build_env(files_dir, TIKTOKEN_ENCODINGS_OFFLINE_ENCODINGS="cl100k_base"))
+    assert wheel is not None
+    return make_venv(out / "venv", str(wheel))
+
+
+def test_slim_wheel_missing_encoding_offline_behaves_as_plain_tiktoken(slim_venv: Path) -> None:
+    code = "import tiktoken; tiktoken.get_encoding('o200k_base')"
+    result = python_offline(slim_venv, code, check=False)
+    assert result.returncode != 0 and "requests.exceptions.ConnectionError" in result.stderr
+    assert python_offline(slim_venv, code.replace("o200k_base", "cl100k_base")).returncode == 0
+
+
+def test_slim_wheel_strict_mode_fails_at_once_naming_the_encoding(slim_venv: Path) -> None:
+    env = clean_env(TIKTOKEN_ENCODINGS_OFFLINE_STRICT="1")
+    result = python_offline(slim_venv, "import tiktoken; tiktoken.get_encoding('o200k_harmony')", env, check=False)
+    assert "EncodingNotVendoredError: encoding o200k_base / o200k_harmony needs" in result.stderr
+    assert "(it carries: cl100k_base)" in result.stderr
+
+
+def test_slim_wheel_download_goes_where_plain_tiktoken_puts_it(
+    slim_venv: Path, files_dir: Path, tmp_path: Path
+) -> None:
+    # As if connected: tiktoken's download function hands back the real bytes.
+    blob = MANIFEST.blobs_for(["o200k_base"])[0]
+    code = (
+        "import tiktoken.load\n"
+        f"root = {str(files_dir)!r}\n"
+        "tiktoken.load.read_file = lambda url: open(root + '/' + url.split('.net/', 1)[1], 'rb').read()\n"
+        "import tiktoken, tiktoken_encodings_offline as t, os\n"
+        "print(tiktoken.get_encoding('o200k_base').encode('hello world'), sorted(os.listdir(t.where())))"
+    )
+    env = clean_env(TMPDIR=str(tmp_path))
+    out = python_offline(slim_venv, code, env).stdout.strip()
+    assert out.startswith("[24912, 2375] ")
+    assert eval(out.split(" ", 2)[2]) == sorted([*expected_blobs(["cl100k_base"]), "vendored.tsv"])
+    assert [p.name for p in (tmp_path / "data-gym-cache").iterdir()] == [blob.cache_name]
+
+
+def test_activation_is_idempotent_and_thread_safe(runtime_venv: Path) -> None:
+    code = (
+        "import threading, tiktoken, tiktoken.load, tiktoken_encodings_offline as t\n"
+        "threads = [threading.Thread(target=t.activate) for _ in range(16)]\n"
+        "[th.start() for th in threads]; [th.join() for th in threads]\n"
+        "tiktoken.list_encoding_names(); t.activate()\n"
+        "f = tiktoken.load.read_file_cached; depth = 0\n"
+        "while hasattr(f, '__wrapped__'): f, depth = f.__wrapped__, depth + 1\n"
+        "print(depth)"
+    )
+    assert python_offline(runtime_venv, code).stdout.strip() == "1"
+
+
+def test_list_encoding_names_is_unchanged_by_the_plugin(runtime_venv: Path, reference: dict[str, object]) -> None:
+    code = "import tiktoken; print(tiktoken.list_encoding_names())"
+    assert python_offline(runtime_venv, code).stdout.strip() == str(list(reference["encodings"]))  # type: ignore[call-overload]
+
+
+def test_wheel_ships_no_tiktoken_ext_init(full_wheel: Path) -> None:
+    with zipfile.ZipFile(full_wheel) as archive:
+        assert [n for n in archive.namelist() if n.startswith("tiktoken_ext/")] == [
+            "tiktoken_ext/tiktoken_encodings_offline.py"
+        ]
+
+
+# --- The CLI -------------------------------------------------------------------------------------
+
+
+def cli(python: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return run(offline([python, "-m", "tiktoken_encodings_offline", *args]), env=env or clean_env(), check=False)
+
+
+def test_cli_path_and_console_script(runtime_venv: Path, installed: Path) -> None:
+    assert cli(runtime_venv, "path").stdout.strip() == str(installed / "data")
+    script = runtime_venv.parent / "tiktoken-encodings-offline"
+    assert run(offline([script, "path"]), env=clean_env()).stdout.strip() == str(installed / "data")
+
+
+def test_cli_list_json(runtime_venv: Path) -> None:
+    report = json.loads(cli(runtime_venv, "list", "--json").stdout)
+    assert [row["encoding"] for row in report["encodings"]] == list(MANIFEST.encodings)
+    gpt2 = report["encodings"][0]
+    assert [f["size"] for f in gpt2["files"]] == [456318, 1042301] and gpt2["intact"] is True
+
+
+def test_cli_export_sha1_and_original_names_idempotent(runtime_venv: Path, tmp_path: Path) -> None:
+    first = cli(runtime_venv, "export", str(tmp_path / "cache"))
+    assert first.returncode == 0 and first.stdout.count("written") == 6
+    assert {p.name: _sha256(p) for p in (tmp_path / "cache").iterdir()} == expected_blobs()
+    again = cli(runtime_venv, "export", str(tmp_path / "cache"), "--json")
+    assert [f["state"] for f in json.loads(again.stdout)["files"]] == ["unchanged"] * 6
+
+    cli(runtime_venv, "export", str(tmp_path / "named"), "--original-names")
+    names = {p.name for p in (tmp_path / "named").iterdir()}
+    assert names == {b.file_name for b in MANIFEST.blobs.values()}
+    # the exported SHA-1 folder serves plain tiktoken (no package) as its cache
+    code = "import tiktoken; print(tiktoken.get_encoding('cl100k_base').encode('hello world'))"
+    env = clean_env(TIKTOKEN_CACHE_DIR=str(tmp_path / "cache"))
+    assert run(offline([sys.executable, "-c", code]), env=env).stdout.strip() == "[15339, 1917]"
+
+
+def test_cli_doctor(runtime_venv: Path, installed: Path) -> None:
+    report = json.loads(cli(runtime_venv, "doctor", "--json").stdout)
+    assert report["tiktoken"]["reader_wrapped"] is True
+    assert report["environment"]["TIKTOKEN_CACHE_DIR"] == {
+        "value": str(installed / "data"),
+        "origin": "set by this package",
+    }
+    assert all(report["coverage"].values()) and report["harmony_ready"] is True and report["conflicts"] == []
+
+    mine = cli(runtime_venv, "doctor", "--json", env=clean_env(TIKTOKEN_RS_CACHE_DIR="/nowhere"))
+    assert mine.returncode == 1
+    conflicts = json.loads(mine.stdout)["conflicts"]
+    assert conflicts == ["TIKTOKEN_RS_CACHE_DIR=/nowhere lacks the o200k_base/cl100k_base files harmony reads"]
+
+
+def test_cli_bad_arguments_exit_2(runtime_venv: Path) -> None:
+    assert cli(runtime_venv).returncode == 2
+    assert cli(runtime_venv, "frobnicate").returncode == 2
+    assert cli(runtime_venv, "export").returncode == 2
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
