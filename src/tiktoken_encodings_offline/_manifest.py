@@ -7,7 +7,6 @@ this file by path (importing the package would activate it), the runtime imports
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Callable, NamedTuple
@@ -63,6 +62,8 @@ class Manifest(NamedTuple):
         return [name for name, needed in self.encodings.items() if url in needed]
 
     def to_json(self) -> str:
+        import json
+
         document = {
             "generated_from": self.generated_from,
             "blobs": [blob._asdict() for blob in sorted(self.blobs.values())],
@@ -85,6 +86,8 @@ def parse_manifest(document: Mapping[str, Any]) -> Manifest:
 
 
 def load_manifest(path: str = MANIFEST_PATH) -> Manifest:
+    import json  # not at the top: activation reads only the record
+
     with open(path, encoding="utf-8") as f:
         return parse_manifest(json.load(f))
 

@@ -12,7 +12,6 @@ import functools
 import hashlib
 import os
 import sys
-import tempfile
 import threading
 from collections.abc import Iterator
 from typing import Callable
@@ -128,6 +127,8 @@ def _read_via_default_cache(blobpath: str, expected_hash: str | None) -> bytes:
     it there): tiktoken would write a download into the package, and delete a vendored file whose
     hash it does not expect. A file we do not serve goes where plain tiktoken puts it by default.
     """
+    import tempfile
+
     from tiktoken.load import check_hash, read_file
 
     cache_dir = os.path.join(tempfile.gettempdir(), "data-gym-cache")
