@@ -14,28 +14,13 @@ SHA256SUMS file. The mirror, proxy, CA and timeout variables of the build apply 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import sys
 import tempfile
 from pathlib import Path
-from types import ModuleType
 
-ROOT = Path(__file__).resolve().parent.parent
-PACKAGE = ROOT / "src" / "tiktoken_encodings_offline"
-
-
-def load_by_path(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-_manifest = load_by_path("_tiktoken_encodings_offline_manifest", PACKAGE / "_manifest.py")
-_fetch = load_by_path("_tiktoken_encodings_offline_fetch", PACKAGE / "_fetch.py")
+from _project import fetch_module as _fetch
+from _project import manifest_module as _manifest
 
 
 def main(argv: list[str] | None = None) -> int:

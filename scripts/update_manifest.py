@@ -13,30 +13,15 @@ from the current manifest where the hash is unchanged; a new or changed blob nee
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 from importlib.metadata import version
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the same module, for its types; at run time it is loaded by path
     from tiktoken_encodings_offline import _manifest as manifest_types
 
-ROOT = Path(__file__).resolve().parent.parent
-MANIFEST_MODULE = ROOT / "src" / "tiktoken_encodings_offline" / "_manifest.py"
-
-
-def load_by_path(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-_manifest = load_by_path("_tiktoken_encodings_offline_manifest", MANIFEST_MODULE)
+from _project import manifest_module as _manifest
 
 
 def current_manifest(source_dir: Path | None, check: bool) -> manifest_types.Manifest:

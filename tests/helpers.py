@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -11,26 +10,15 @@ import sys
 import venv
 import zipfile
 from pathlib import Path
-from types import ModuleType
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGE_SRC = ROOT / "src" / "tiktoken_encodings_offline"
 ENV_PREFIX = "TIKTOKEN_ENCODINGS_OFFLINE_"
 DATA_PREFIX = "tiktoken_encodings_offline/data/"
 
 
-def load_by_path(name: str, path: Path) -> ModuleType:
-    """Load a module of the project without importing the package (whose import activates it)."""
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+sys.path.insert(0, str(ROOT / "scripts"))
+from _project import manifest_module  # noqa: E402
 
-
-manifest_module = load_by_path("_test_manifest", PACKAGE_SRC / "_manifest.py")
-fetch_module = load_by_path("_test_fetch", PACKAGE_SRC / "_fetch.py")
 MANIFEST = manifest_module.load_manifest()
 
 

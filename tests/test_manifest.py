@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
-from helpers import MANIFEST, ROOT, run
+from helpers import MANIFEST, ROOT, copy_project, run
 
 UPDATE_SCRIPT = ROOT / "scripts" / "update_manifest.py"
 
@@ -41,13 +40,9 @@ def test_manifest_matches_the_installed_tiktoken() -> None:
 
 
 def test_drift_check_fails_when_one_manifest_hash_is_altered(tmp_path: Path) -> None:
-    copy = tmp_path / "project"
-    (copy / "scripts").mkdir(parents=True)
+    copy = copy_project(tmp_path / "project")
     package = copy / "src" / "tiktoken_encodings_offline"
-    package.mkdir(parents=True)
-    shutil.copy(UPDATE_SCRIPT, copy / "scripts")
-    shutil.copy(ROOT / "src" / "tiktoken_encodings_offline" / "_manifest.py", package)
-    text = (ROOT / "src" / "tiktoken_encodings_offline" / "manifest.json").read_text()
+    text = (package / "manifest.json").read_text()
     cl100k = MANIFEST.blobs_for(["cl100k_base"])[0].sha256
     (package / "manifest.json").write_text(text.replace(cl100k, "0" * 64))
 
