@@ -364,6 +364,11 @@ def test_cli_doctor(runtime_venv: Path, installed: Path) -> None:
     conflicts = json.loads(mine.stdout)["conflicts"]
     assert conflicts == ["TIKTOKEN_RS_CACHE_DIR=/nowhere lacks the o200k_base/cl100k_base files harmony reads"]
 
+    # "0" and "off" mean off, for doctor as for the runtime
+    switches_off = clean_env(TIKTOKEN_ENCODINGS_OFFLINE_DISABLE="0", TIKTOKEN_ENCODINGS_OFFLINE_STRICT="off")
+    report = json.loads(cli(runtime_venv, "doctor", "--json", env=switches_off).stdout)
+    assert report["tiktoken"]["reader_wrapped"] is True and report["strict"] is False and report["conflicts"] == []
+
 
 def test_cli_bad_arguments_exit_2(runtime_venv: Path) -> None:
     assert cli(runtime_venv).returncode == 2

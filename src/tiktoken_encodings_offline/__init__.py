@@ -82,13 +82,14 @@ def verify(load: bool = True) -> VerifyResult:
     return _verify(where(), load=load)
 
 
-def _disabled() -> bool:
-    return os.environ.get(DISABLE_ENV, "").strip().lower() not in ("", "0", "false", "no", "off")
+def _env_flag(name: str) -> bool:
+    """Whether a switch of ours is on: unset, "", 0, false, no and off mean off."""
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no", "off")
 
 
 def activate() -> None:
     """Register the folder and, once tiktoken is imported, serve from it. Idempotent, thread-safe."""
-    if _disabled():
+    if _env_flag(DISABLE_ENV):
         return
     _register_environment()
     if "tiktoken.load" in sys.modules or "tiktoken" in sys.modules:

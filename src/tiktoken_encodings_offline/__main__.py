@@ -10,7 +10,7 @@ from dataclasses import asdict
 from importlib.metadata import version
 from typing import Any
 
-from . import DISABLE_ENV, HARMONY_ENCODINGS, STRICT_ENV, where
+from . import DISABLE_ENV, HARMONY_ENCODINGS, STRICT_ENV, _env_flag, where
 from ._manifest import Blob, read_record, sha256_file
 
 
@@ -147,7 +147,7 @@ def doctor(args: argparse.Namespace) -> tuple[Any, bool, str]:
 
     env = {key: os.environ.get(key) for key in ("TIKTOKEN_CACHE_DIR", "DATA_GYM_CACHE_DIR", "TIKTOKEN_RS_CACHE_DIR")}
     conflicts = []
-    if os.environ.get(DISABLE_ENV):
+    if _env_flag(DISABLE_ENV):
         conflicts.append(f"{DISABLE_ENV} is set: the package is off")
     elif not is_installed():
         conflicts.append("tiktoken's reader is not wrapped: something replaced tiktoken.load.read_file_cached")
@@ -173,7 +173,7 @@ def doctor(args: argparse.Namespace) -> tuple[Any, bool, str]:
         "folder": folder,
         "tiktoken": {"version": tiktoken_version, "reader_wrapped": is_installed()},
         "environment": {key: {"value": value, "origin": origin(key)} for key, value in env.items()},
-        "strict": bool(os.environ.get(STRICT_ENV)),
+        "strict": _env_flag(STRICT_ENV),
         "coverage": coverage,
         "harmony_ready": harmony_ready,
         "conflicts": conflicts,

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Iterator
 from typing import Callable
 
-from . import STRICT_ENV
+from . import STRICT_ENV, _env_flag
 from ._manifest import Blob, Record, load_manifest, read_record
 
 _MARKER = "__tiktoken_encodings_offline__"
@@ -70,7 +70,7 @@ def serving_only_vendored() -> Iterator[None]:
 def _strict() -> bool:
     if getattr(_only_vendored, "active", False):
         return True
-    return os.environ.get(STRICT_ENV, "").strip().lower() not in ("", "0", "false", "no", "off")
+    return _env_flag(STRICT_ENV)
 
 
 def _wrap(original: ReadFileCached, folder: str, record: Record) -> ReadFileCached:
