@@ -77,21 +77,21 @@ class Bench:
 
     def resumed(self) -> None:
         o200k = MANIFEST.blobs_for(["o200k_base"])[0]
+        # Through the link-bound mirror: on unthrottled loopback a TCP reset also discards the
+        # megabytes the server had queued in socket buffers, which no real link holds.
         for kind, what in (
             ("truncate", "transfer cut halfway through o200k_base: bytes fetched / size"),
-            ("cut", "  the same cut by a TCP reset (unread bytes are lost in the kernel)"),
+            ("cut", "  the same cut by a TCP reset"),
         ):
             with Mirror(self.files) as mirror:
+                mirror.throttle(bandwidth=BANDWIDTH, latency=0.05)
                 mirror.fault(o200k.path, Fault(kind, fraction=0.5))
                 cache = Path(tempfile.mkdtemp(dir=self.work))
                 settings = fetch_module.FetchSettings(cache_dir=cache, mirror=mirror.url, log=lambda _: None)
                 fetch_module.fetch_all([o200k], settings, cache)
                 ratio = mirror.bytes_served / o200k.size
                 shown = f"{ratio:.3f} ({len(mirror.seen)} requests)"
-            if kind == "truncate":
-                self.row(what, ratio, shown, "<= 1.10", ratio <= 1.10)
-            else:
-                self.row(what, ratio, shown, "shown", None)
+            self.row(what, ratio, shown, "<= 1.10", ratio <= 1.10)
 
     # Building
 
