@@ -201,6 +201,10 @@ def test_tiktoken_0_7(full_wheel: Path, reference: dict[str, object], tmp_path: 
     assert isinstance(encodings, dict) and set(encodings) == set(MANIFEST.encodings) - {"o200k_harmony"}
     for name, ids in encodings.items():
         assert ids == reference["encodings"][name], name  # type: ignore[index]
+    # The wheel carries o200k_harmony's file too; that tiktoken 0.7 lacks the encoding is no failure.
+    verify = run(offline([python, "-m", "tiktoken_encodings_offline", "verify"]), env=clean_env())
+    assert "skipped  o200k_harmony: tiktoken 0.7.0 has no such encoding" in verify.stdout
+    assert "ok       o200k_base" in verify.stdout and "verified: all intact" in verify.stdout
 
 
 # --- Failure paths, a damaged install, strict mode, slim wheels --------------------------------

@@ -82,7 +82,10 @@ def verify_command(args: argparse.Namespace) -> tuple[Any, bool, str]:
             lines.append(f"DAMAGED  {check.file}  {check.url}")
             lines.append(f"         expected {check.expected_sha256}, found {found}")
     for encoding in result.encodings:
-        lines.append(f"ok       {encoding.name}" if encoding.ok else f"FAILED   {encoding.name}: {encoding.error}")
+        if encoding.skipped:
+            lines.append(f"skipped  {encoding.name}: {encoding.skipped}")
+        else:
+            lines.append(f"ok       {encoding.name}" if encoding.ok else f"FAILED   {encoding.name}: {encoding.error}")
     lines.append("verified: all intact" if result.ok else "verify FAILED: reinstall tiktoken-encodings-offline")
     return {**asdict(result), "ok": result.ok}, result.ok, "\n".join(lines)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from importlib.metadata import version
 
 from ._manifest import read_record, sha256_file
 
@@ -27,6 +28,7 @@ class FileCheck:
 class EncodingCheck:
     name: str
     error: str | None  # None: built from the vendored files and round-tripped a sample
+    skipped: str | None = None  # why it was not built, e.g. the installed tiktoken predates it
 
     @property
     def ok(self) -> bool:
@@ -82,8 +84,8 @@ def _load(name: str, folder: str) -> EncodingCheck:
     install(folder)
     tiktoken.registry.list_encoding_names()  # loads the plugins
     constructor = (tiktoken.registry.ENCODING_CONSTRUCTORS or {}).get(name)
-    if constructor is None:
-        return EncodingCheck(name, f"the installed tiktoken has no encoding {name}")
+    if constructor is None:  # o200k_harmony on tiktoken < 0.10: its files are checked above
+        return EncodingCheck(name, None, f"tiktoken {version('tiktoken')} has no such encoding")
 
     def no_network(blobpath: str) -> bytes:
         raise RuntimeError(f"verify blocks network access, and {blobpath} was asked for")
