@@ -196,6 +196,11 @@ def test_retries_are_bounded(mirror: Mirror, fetch: Fetch) -> None:
     assert "gave up after 3 attempts, each: HTTP 503" in message
     assert len(gets(mirror, R50K)) == 3
 
+    mirror.reset_counts()
+    message = fetch.error([R50K], mirror=mirror.url, retries=0)
+    assert f"{mirror.url}{R50K.path}: HTTP 503 Service Unavailable (retries turned off)" in message
+    assert len(gets(mirror, R50K)) == 1
+
 
 def test_mirror_that_corrupts_a_file_fails_and_leaves_no_file(mirror: Mirror, fetch: Fetch) -> None:
     mirror.fault(R50K.path, Fault("corrupt"))

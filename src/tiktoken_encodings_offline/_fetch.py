@@ -272,6 +272,8 @@ def _transfer(blob: BlobSpec, url: str, part: Path, opener: _Opener, settings: F
                 delay = min(settings.backoff * 2**attempt, MAX_BACKOFF) * (1 + random.random() / 10)  # noqa: S311
             settings.log(f"{blob.path}: {error}; retrying in {delay:.1f} s")
             time.sleep(delay)
+    if len(errors) == 1:
+        raise FetchError(f"{redact(url)}: {errors[0]} (retries turned off)")
     if len(set(errors)) == 1:
         raise FetchError(f"{redact(url)}: gave up after {len(errors)} attempts, each: {errors[0]}")
     numbered = "; ".join(f"attempt {n}: {error}" for n, error in enumerate(errors, 1))
