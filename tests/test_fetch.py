@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import socket
 import subprocess
 import sys
 import time
@@ -200,6 +201,22 @@ def test_retries_are_bounded(mirror: Mirror, fetch: Fetch) -> None:
     message = fetch.error([R50K], mirror=mirror.url, retries=0)
     assert f"{mirror.url}{R50K.path}: HTTP 503 Service Unavailable (retries turned off)" in message
     assert len(gets(mirror, R50K)) == 1
+
+
+def test_connect_timeout_on_a_host_that_never_answers(fetch: Fetch) -> None:
+    # A listener with a full accept queue: the kernel drops further SYNs, as a silent firewall does.
+    with socket.socket() as black_hole, socket.socket() as queued:
+        black_hole.bind(("127.0.0.1", 0))
+        black_hole.listen(0)
+        queued.connect(black_hole.getsockname())
+        port = black_hole.getsockname()[1]
+        started = time.monotonic()
+        message = fetch.error(
+            [R50K], mirror=f"http://127.0.0.1:{port}/", connect_timeout=0.5, read_timeout=60, retries=1
+        )
+        elapsed = time.monotonic() - started
+    assert "gave up after 2 attempts, each: cannot connect: timed out" in message
+    assert 1.0 <= elapsed < 10  # two connect timeouts, not the read timeout
 
 
 def test_mirror_that_corrupts_a_file_fails_and_leaves_no_file(mirror: Mirror, fetch: Fetch) -> None:
