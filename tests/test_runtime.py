@@ -222,6 +222,20 @@ def test_a_failing_activation_degrades_to_plain_tiktoken_with_one_notice(
     assert result.stderr.count("tiktoken-encodings-offline: not active") == 1
 
 
+def test_an_import_never_raises_even_if_tiktoken_moves_its_reader(target_install: Path) -> None:
+    # A later tiktoken could rename read_file_cached: the package must not break an explicit import.
+    code = (
+        "import os, tiktoken.load; del tiktoken.load.read_file_cached\n"
+        "import tiktoken_encodings_offline as t\n"
+        "print(os.environ['TIKTOKEN_CACHE_DIR'] == t.where())"
+    )
+    env = clean_env(PYTHONPATH=str(target_install))
+    result = run(offline([sys.executable, "-W", "error", "-c", code]), env=env)
+    assert result.stdout.strip() == "True"  # the folder is still registered for tiktoken to read
+    assert result.stderr.count("tiktoken-encodings-offline: not active") == 1
+    assert "AttributeError" in result.stderr
+
+
 def test_a_damaged_blob_is_never_served(target_install: Path) -> None:
     blob = MANIFEST.blobs_for(["cl100k_base"])[0]
     path = target_install / "tiktoken_encodings_offline" / "data" / blob.cache_name

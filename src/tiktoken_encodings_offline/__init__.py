@@ -29,6 +29,7 @@ STRICT_ENV = "TIKTOKEN_ENCODINGS_OFFLINE_STRICT"
 HARMONY_ENCODINGS = ("o200k_base", "cl100k_base")
 
 _where: str | None = None
+_said: set[str] = set()
 
 
 def where() -> str:
@@ -88,14 +89,32 @@ def _env_flag(name: str) -> bool:
 
 
 def activate() -> None:
-    """Register the folder and, once tiktoken is imported, serve from it. Idempotent, thread-safe."""
+    """Register the folder and, once tiktoken is imported, serve from it. Idempotent, thread-safe.
+
+    It never raises: a damaged install, or a tiktoken whose reader is not where it used to be,
+    leaves tiktoken as it is, with one line on stderr (not a warning: ``-W error`` would raise it).
+    """
     if _env_flag(DISABLE_ENV):
         return
     _register_environment()
     if "tiktoken.load" in sys.modules or "tiktoken" in sys.modules:
-        from ._runtime import install
+        try:
+            from ._runtime import install
 
-        install(where())
+            install(where())
+        except Exception as error:
+            _notice(f"not active, tiktoken works as without it ({type(error).__name__}: {error})")
+
+
+def _notice(message: str) -> None:
+    """Say something once per process, on stderr: a warning could become an error under -W error."""
+    if message in _said:
+        return
+    _said.add(message)
+    try:  # noqa: SIM105 - contextlib costs import time
+        sys.stderr.write(f"tiktoken-encodings-offline: {message}\n")
+    except Exception:  # noqa: S110 - stderr itself may be gone; never raise from here
+        pass
 
 
 def _register_environment() -> None:

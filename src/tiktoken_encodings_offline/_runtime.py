@@ -11,33 +11,22 @@ import contextlib
 import functools
 import hashlib
 import os
-import sys
 import threading
 from collections.abc import Iterator
 from typing import Callable
 
-from . import STRICT_ENV, _env_flag
+from . import STRICT_ENV, _env_flag, _notice
 from ._manifest import Blob, Record, load_manifest, read_record
 
 _MARKER = "__tiktoken_encodings_offline__"
 _lock = threading.Lock()
 _only_vendored = threading.local()
-_notices: set[str] = set()
 
 ReadFileCached = Callable[..., bytes]
 
 
 class EncodingNotVendoredError(RuntimeError):
     """Strict mode: tiktoken asked for a file this installation does not carry."""
-
-
-def notice(message: str) -> None:
-    """Say something once per process, on stderr: a warning could become an error under -W error."""
-    if message in _notices:
-        return
-    _notices.add(message)
-    with contextlib.suppress(Exception):
-        sys.stderr.write(f"tiktoken-encodings-offline: {message}\n")
 
 
 def install(folder: str) -> None:
@@ -54,7 +43,7 @@ def install(folder: str) -> None:
 def is_installed() -> bool:
     import tiktoken.load
 
-    return bool(getattr(tiktoken.load.read_file_cached, _MARKER, False))
+    return bool(getattr(getattr(tiktoken.load, "read_file_cached", None), _MARKER, False))
 
 
 @contextlib.contextmanager
@@ -99,10 +88,10 @@ def _read_verified(folder: str, blob: Blob) -> bytes | None:
         with open(path, "rb", buffering=0) as f:
             data = f.read()
     except OSError as error:
-        notice(f"cannot read {path} ({error}); reinstall tiktoken-encodings-offline")
+        _notice(f"cannot read {path} ({error}); reinstall tiktoken-encodings-offline")
         return None
     if hashlib.sha256(data).hexdigest() != blob.sha256:
-        notice(f"{path} is damaged (SHA-256 differs from {blob.sha256}); reinstall tiktoken-encodings-offline")
+        _notice(f"{path} is damaged (SHA-256 differs from {blob.sha256}); reinstall tiktoken-encodings-offline")
         return None
     return data
 
