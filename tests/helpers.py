@@ -17,6 +17,7 @@ DATA_PREFIX = "tiktoken_encodings_offline/data/"
 
 
 sys.path.insert(0, str(ROOT / "scripts"))
+from _project import fetch_module as fetch_module  # noqa: E402 - the tests' one way in
 from _project import manifest_module  # noqa: E402
 
 MANIFEST = manifest_module.load_manifest()

@@ -14,9 +14,8 @@ from typing import Any
 
 import pytest
 
-from _project import fetch_module
 from conftest import build_env
-from helpers import MANIFEST, ROOT, blob_members, build_wheel, clean_env, expected_blobs, offline, run
+from helpers import MANIFEST, ROOT, blob_members, build_wheel, clean_env, expected_blobs, fetch_module, offline, run
 from mirror import Fault, ForwardProxy, Mirror
 
 O200K = MANIFEST.blobs_for(["o200k_base"])[0]

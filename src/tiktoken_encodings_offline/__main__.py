@@ -84,8 +84,10 @@ def verify_command(args: argparse.Namespace) -> tuple[Any, bool, str]:
     for encoding in result.encodings:
         if encoding.skipped:
             lines.append(f"skipped  {encoding.name}: {encoding.skipped}")
+        elif encoding.ok:
+            lines.append(f"ok       {encoding.name}")
         else:
-            lines.append(f"ok       {encoding.name}" if encoding.ok else f"FAILED   {encoding.name}: {encoding.error}")
+            lines.append(f"FAILED   {encoding.name}: {encoding.error}")
     lines.append("verified: all intact" if result.ok else "verify FAILED: reinstall tiktoken-encodings-offline")
     return {**asdict(result), "ok": result.ok}, result.ok, "\n".join(lines)
 
@@ -153,7 +155,10 @@ def doctor(args: argparse.Namespace) -> tuple[Any, bool, str]:
     if _env_flag(DISABLE_ENV):
         conflicts.append(f"{DISABLE_ENV} is set: the package is off")
     elif not is_installed():
-        conflicts.append("tiktoken's reader is not wrapped: something replaced tiktoken.load.read_file_cached")
+        conflicts.append(
+            "tiktoken's reader is not wrapped: something replaced tiktoken.load.read_file_cached, "
+            "or this tiktoken has none (the files are then read only through TIKTOKEN_CACHE_DIR)"
+        )
     missing = [name for name, covered in coverage.items() if not covered]
     if missing:
         conflicts.append(f"not carried, tiktoken will download them: {', '.join(missing)}")
