@@ -5,190 +5,128 @@ need, fetch each (local folder, build cache, mirror or upstream), verify every b
 manifest, and stage the blobs under tiktoken's cache names, force-included as package data.
 The metadata hook gives a slim wheel its own version label and lists what a wheel carries.
 
-Build isolation gives these hooks hatchling and the standard library only, so the manifest and
-the fetcher are loaded by path: importing the package would activate it.
+The fetcher and the manifest model are build-time code in ``buildtime/`` (the sdist carries it,
+the wheel never does): that folder goes on ``sys.path`` and its package is imported normally.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 from hatchling.metadata.plugin.interface import MetadataHookInterface
 
 ROOT = Path(__file__).resolve().parent
-PACKAGE = ROOT / "src" / "tiktoken_encodings_offline"
+sys.path.insert(0, str(ROOT / "buildtime"))
+
+from tiktoken_encodings_offline_build.fetch import FetchError, fetch_all  # noqa: E402
+from tiktoken_encodings_offline_build.files import DamagedFile, copy_verified, write_file  # noqa: E402
+from tiktoken_encodings_offline_build.manifest import (  # noqa: E402
+    DATA_DIR_NAME,
+    MANIFEST_PATH,
+    PACKAGE_SRC,
+    RECORD_NAME,
+    Blob,
+    Manifest,
+    load_manifest,
+    record_text,
+)
+from tiktoken_encodings_offline_build.options import (  # noqa: E402
+    OptionError,
+    env_name,
+    fetch_settings,
+    read_options,
+)
+
 DATA_IN_WHEEL = "tiktoken_encodings_offline/data"
 HOOK_TABLE = ("tool", "hatch", "build", "targets", "wheel", "hooks", "custom")
-ENV_PREFIX = "TIKTOKEN_ENCODINGS_OFFLINE_"
-
-# Options: the key in the hook's pyproject.toml table; the environment variable is ENV_PREFIX
-# plus the key in upper case with "_" for "-", and wins over the table.
-OPTION_KEYS = (
-    "source-dir",
-    "encodings",
-    "cache-dir",
-    "mirror",
-    "no-network",
-    "ca-bundle",
-    "connect-timeout",
-    "read-timeout",
-    "retries",
-    "workers",
+PREBUILT_WHEEL_HINT = (
+    "If this is an offline host and pip fell back to building tiktoken-encodings-offline from "
+    "its sdist, install the prebuilt wheel from your private index instead "
+    "(pip install --only-binary tiktoken-encodings-offline tiktoken-encodings-offline)."
 )
-SECRET_ENV = ENV_PREFIX + "MIRROR_TOKEN"  # from the environment only, never from a file
-
-
-def _load_by_path(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up here
-    spec.loader.exec_module(module)
-    return module
-
-
-_manifest = _load_by_path("_tiktoken_encodings_offline_manifest", PACKAGE / "_manifest.py")
-_fetch = _load_by_path("_tiktoken_encodings_offline_fetch", PACKAGE / "_fetch.py")
 
 
 class BuildError(Exception):
     pass
 
 
-def env_name(key: str) -> str:
-    return ENV_PREFIX + key.upper().replace("-", "_")
-
-
-def read_options(table: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, str]:
-    """The options that are set: the environment wins over the pyproject.toml table."""
-    unknown = sorted(set(table) - set(OPTION_KEYS) - {"path", "dependencies", "require-runtime-dependencies"})
-    if unknown:
-        raise BuildError(f"unknown option(s) {unknown} in the build hook's table; valid: {list(OPTION_KEYS)}")
-    options: dict[str, str] = {}
-    for key in OPTION_KEYS:
-        value = environ.get(env_name(key), table.get(key))
-        if value is None:
-            continue
-        if isinstance(value, (list, tuple)):
-            value = ",".join(value)
-        options[key] = str(value).strip() if not isinstance(value, bool) else ("1" if value else "0")
-    return options
-
-
-def select_encodings(options: Mapping[str, str], manifest: Any) -> list[str]:
+def select_encodings(options: Mapping[str, tuple[str, str]], manifest: Manifest) -> list[str]:
     """The encodings to carry: all by default, or the listed ones (an unknown name is an error)."""
-    listed = [name.strip() for name in options.get("encodings", "").split(",") if name.strip()]
+    value, where = options.get("encodings", ("", env_name("encodings")))
+    listed = [name.strip() for name in value.split(",") if name.strip()]
     if not listed:
         return list(manifest.encodings)
     unknown = [name for name in listed if name not in manifest.encodings]
     if unknown:
         raise BuildError(
-            f"{env_name('encodings')} names unknown encoding(s) {', '.join(unknown)}; "
-            f"valid names: {', '.join(manifest.encodings)}"
+            f"{where} names unknown encoding(s) {', '.join(unknown)}; valid names: {', '.join(manifest.encodings)}"
         )
     return listed
 
 
-def carried_encodings(options: Mapping[str, str], manifest: Any) -> list[str]:
+def carried_encodings(options: Mapping[str, tuple[str, str]], manifest: Manifest) -> list[str]:
     """Every encoding the selected blobs serve (o200k_base also brings o200k_harmony)."""
     blobs = manifest.blobs_for(select_encodings(options, manifest))
-    return manifest.encodings_served_by(blob.url for blob in blobs)  # type: ignore[no-any-return]
+    return manifest.encodings_served_by(blob.url for blob in blobs)
 
 
-def local_version_label(carried: list[str], manifest: Any) -> str:
+def local_version_label(carried: list[str], manifest: Manifest) -> str:
     """'' for the full wheel, else a PEP 440 local label naming what a slim wheel carries."""
     if set(carried) == set(manifest.encodings):
         return ""
     return ".".join(name.replace("_", "") for name in carried)
 
 
-def _flag(options: Mapping[str, str], key: str) -> bool:
-    value = options.get(key, "").lower()
-    if value in ("", "0", "false", "no", "off"):
-        return False
-    if value in ("1", "true", "yes", "on"):
-        return True
-    raise BuildError(f"{env_name(key)}={value!r}: expected 1/0, true/false, yes/no or on/off")
-
-
-def _number(options: Mapping[str, str], key: str, default: float, cast: Callable[[str], Any] = float) -> Any:
-    if key not in options:
-        return default
-    try:
-        return cast(options[key])
-    except ValueError:
-        raise BuildError(f"{env_name(key)}={options[key]!r}: expected a number") from None
-
-
-def _directory(options: Mapping[str, str], key: str, log: Callable[[str], None]) -> Path | None:
-    if not options.get(key):
-        return None
-    path = Path(options[key]).expanduser()
-    if not path.is_absolute():
-        path = path.resolve()
-        log(
-            f"{env_name(key)} is relative; resolved against {Path.cwd()} to {path} (the build's working "
-            f"directory: frontends use the project or an unpacked sdist; pass an absolute path)"
+def fix_for(error: FetchError, settings: Any) -> str:
+    """The build's advice for a fetch failure, naming only the settings that are in play."""
+    if error.offline:
+        advice = (
+            "Fix: put the files in TIKTOKEN_ENCODINGS_OFFLINE_SOURCE_DIR (scripts/prefetch.py makes such "
+            "a folder on a connected machine), or allow the download."
         )
-    return path
-
-
-def default_cache_dir() -> Path:
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Caches"
+    elif "could not get every" not in str(error):
+        return ""  # a damaged source file: its message holds its fix
     else:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "tiktoken-encodings-offline"
-
-
-def fetch_settings(options: Mapping[str, str], environ: Mapping[str, str], log: Callable[[str], None]) -> Any:
-    source_dir = _directory(options, "source-dir", log)
-    if source_dir is not None and not source_dir.is_dir():
-        raise BuildError(
-            f"{env_name('source-dir')}={options['source-dir']} is not a folder ({source_dir}). "
-            f"Fix: pass the absolute path of a folder holding the encoding files."
+        advice = (
+            "Fix: "
+            + network_advice(settings)
+            + ", or build from a folder of the files with "
+            + ("TIKTOKEN_ENCODINGS_OFFLINE_SOURCE_DIR.")
         )
-    if "cache-dir" not in options:
-        cache_dir: Path | None = default_cache_dir()
-    else:
-        cache_dir = _directory(options, "cache-dir", log)  # "" turns the cache off
-    if options.get("mirror") and not options["mirror"].startswith(("http://", "https://")):
-        raise BuildError(f"{env_name('mirror')} must be an http:// or https:// base URL")
-    return _fetch.FetchSettings(
-        source_dir=source_dir,
-        cache_dir=cache_dir,
-        mirror=options.get("mirror") or None,
-        token=environ.get(SECRET_ENV) or None,
-        ca_bundle=options.get("ca-bundle") or None,
-        network=not _flag(options, "no-network"),
-        connect_timeout=_number(options, "connect-timeout", 15.0),
-        read_timeout=_number(options, "read-timeout", 60.0),
-        retries=_number(options, "retries", 4, int),
-        workers=_number(options, "workers", 6, int),
-        log=log,
+    return f"\n{advice}\n{PREBUILT_WHEEL_HINT}"
+
+
+def network_advice(settings: Any) -> str:
+    """What to check after a failed download: the settings that are set, else the plain route."""
+    proxies = [name for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy") if os.environ.get(name)]
+    checks = []
+    if settings.mirror:
+        checks.append("the mirror address (TIKTOKEN_ENCODINGS_OFFLINE_MIRROR)")
+    if proxies:
+        checks.append(f"the proxy ({proxies[0]})")
+    if settings.ca_bundle or os.environ.get("SSL_CERT_FILE"):
+        checks.append("the CA bundle (TIKTOKEN_ENCODINGS_OFFLINE_CA_BUNDLE / SSL_CERT_FILE)")
+    if checks:
+        return "check " + ", ".join(checks) + " against the errors above"
+    return (
+        "this host must reach https://openaipublic.blob.core.windows.net/ directly; if it cannot, set "
+        "TIKTOKEN_ENCODINGS_OFFLINE_MIRROR, or HTTPS_PROXY for a proxy"
     )
 
 
-def stage(manifest: Any, blobs: list[Any], files: Mapping[str, Path], staging: Path) -> None:
+def stage(manifest: Manifest, blobs: list[Blob], files: Mapping[str, Path], staging: Path) -> None:
     """Write each verified blob under its tiktoken cache name, and the record of what is there."""
     staging.mkdir()
     for blob in blobs:
-        _fetch.copy_verified(files[blob.url], staging / blob.cache_name, blob.sha256)
-    record = staging / _manifest.RECORD_NAME
-    with open(record, "w", encoding="utf-8", newline="\n") as f:
-        f.write(_manifest.record_text(manifest, blobs))
-    record.chmod(0o644)
+        copy_verified(files[blob.url], staging / blob.cache_name, blob.sha256)
+    write_file(staging / RECORD_NAME, record_text(manifest, blobs).encode())
 
 
 def _pyproject_table() -> Mapping[str, Any]:
@@ -207,10 +145,10 @@ class OfflineEncodingsMetadataHook(MetadataHookInterface):
     """A slim wheel gets a local version label; every wheel's summary lists its encodings."""
 
     def update(self, metadata: dict[str, Any]) -> None:
-        manifest = _manifest.load_manifest(PACKAGE / "manifest.json")
+        manifest = load_manifest(MANIFEST_PATH)
         try:
             carried = carried_encodings(read_options(_pyproject_table(), os.environ), manifest)
-        except BuildError as error:
+        except (BuildError, OptionError) as error:
             raise SystemExit(f"tiktoken-encodings-offline: {error}") from None
         label = local_version_label(carried, manifest)
         if label:
@@ -228,17 +166,18 @@ class OfflineEncodingsBuildHook(BuildHookInterface):  # type: ignore[type-arg]
         self.workdir: Path | None = None
         try:
             self._build(version, build_data)
-        except (BuildError, _fetch.FetchError) as error:
+        except (BuildError, OptionError, FetchError, DamagedFile) as error:
             self._remove_workdir()
-            self.app.abort(f"tiktoken-encodings-offline: cannot build the wheel:\n{error}")
-        except BaseException:
+            self.app.abort(f"tiktoken-encodings-offline: cannot build the wheel:\n{error}{self.fix}")
+        except BaseException:  # Ctrl-C and SIGTERM included: the downloads are stopped by now
             self._remove_workdir()
             raise
 
     def _build(self, version: str, build_data: dict[str, Any]) -> None:
         log = self.app.display_info
+        self.fix = ""
         options = read_options(self.config, os.environ)
-        manifest = _manifest.load_manifest(PACKAGE / "manifest.json")
+        manifest = load_manifest(MANIFEST_PATH)
         blobs = manifest.blobs_for(select_encodings(options, manifest))
         settings = fetch_settings(options, os.environ, log)
         if settings.source_dir is not None:
@@ -247,12 +186,16 @@ class OfflineEncodingsBuildHook(BuildHookInterface):  # type: ignore[type-arg]
         editable = version == "editable"
         # Editable installs import from src/, so the blobs must sit there; otherwise stage
         # outside src/ in one folder, whose force-included walk hatchling sorts.
-        self.workdir = Path(tempfile.mkdtemp(prefix=".data-", dir=PACKAGE if editable else None))
-        files = _fetch.fetch_all(blobs, settings, self.workdir / "downloads")
+        self.workdir = Path(tempfile.mkdtemp(prefix=".data-", dir=PACKAGE_SRC if editable else None))
+        try:
+            files = fetch_all(blobs, settings, self.workdir / "downloads")
+        except FetchError as error:
+            self.fix = fix_for(error, settings)
+            raise
         staging = self.workdir / "data"
         stage(manifest, blobs, files, staging)
         if editable:
-            _replace_dir(staging, PACKAGE / _manifest.DATA_DIR_NAME)
+            _replace_dir(staging, PACKAGE_SRC / DATA_DIR_NAME)
             self._remove_workdir()
         else:
             build_data["force_include"][str(staging)] = DATA_IN_WHEEL

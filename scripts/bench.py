@@ -26,8 +26,7 @@ from typing import Any, Callable
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from _project import fetch_module  # noqa: E402
-from helpers import MANIFEST, clean_env  # noqa: E402
+from helpers import MANIFEST, clean_env, fetch_module  # noqa: E402
 from mirror import Fault, Mirror  # noqa: E402
 
 BANDWIDTH = 4e6  # bytes/s, shared by every connection (link-bound)

@@ -8,7 +8,8 @@ folder across the air gap, then build with TIKTOKEN_ENCODINGS_OFFLINE_SOURCE_DIR
     cd encodings-files && sha256sum -c SHA256SUMS                      # on the other side
 
 The folder uses the upstream path layout (encodings/..., gpt-2/encodings/main/...) and holds a
-SHA256SUMS file. The mirror, proxy, CA and timeout variables of the build apply here too.
+SHA256SUMS file. The mirror, proxy, CA, timeout, retry and worker variables of the build apply
+here too. A file already in the folder is kept if it is intact and fetched again if it is not.
 """
 
 from __future__ import annotations
@@ -19,8 +20,18 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _project import fetch_module as _fetch
-from _project import manifest_module as _manifest
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "buildtime"))
+
+from tiktoken_encodings_offline_build.fetch import FetchError, fetch_all
+from tiktoken_encodings_offline_build.files import DamagedFile, copy_verified, sha256_file, write_file
+from tiktoken_encodings_offline_build.manifest import Blob, load_manifest
+from tiktoken_encodings_offline_build.options import OptionError, fetch_settings, read_options
+
+FIX = (
+    "Fix: check the mirror address (TIKTOKEN_ENCODINGS_OFFLINE_MIRROR), proxy (HTTPS_PROXY) and CA "
+    "(TIKTOKEN_ENCODINGS_OFFLINE_CA_BUNDLE) of this connected machine, then run prefetch again: it "
+    "keeps the intact files already in the folder."
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,44 +40,57 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--encodings", default="", help="comma-separated encodings (default: all)")
     args = parser.parse_args(argv)
 
-    manifest = _manifest.load_manifest()
+    manifest = load_manifest()
     names = [name.strip() for name in args.encodings.split(",") if name.strip()] or list(manifest.encodings)
     unknown = [name for name in names if name not in manifest.encodings]
     if unknown:
         parser.error(f"unknown encoding(s) {', '.join(unknown)}; valid: {', '.join(manifest.encodings)}")
     blobs = manifest.blobs_for(names)
+    destination: Path = args.destination
 
-    env = os.environ
-    settings = _fetch.FetchSettings(
-        source_dir=args.destination if args.destination.is_dir() else None,  # keeps what is already there
-        cache_dir=None,
-        mirror=env.get("TIKTOKEN_ENCODINGS_OFFLINE_MIRROR") or None,
-        token=env.get("TIKTOKEN_ENCODINGS_OFFLINE_MIRROR_TOKEN") or None,
-        ca_bundle=env.get("TIKTOKEN_ENCODINGS_OFFLINE_CA_BUNDLE") or None,
-        connect_timeout=float(env.get("TIKTOKEN_ENCODINGS_OFFLINE_CONNECT_TIMEOUT", 15)),
-        read_timeout=float(env.get("TIKTOKEN_ENCODINGS_OFFLINE_READ_TIMEOUT", 60)),
-        retries=int(env.get("TIKTOKEN_ENCODINGS_OFFLINE_RETRIES", 4)),
-        log=print,
-    )
-    with tempfile.TemporaryDirectory(prefix="tiktoken-prefetch-") as work:
-        try:
-            found = _fetch.fetch_all(blobs, settings, Path(work))
-        except _fetch.FetchError as error:
-            print(f"prefetch failed:\n{error}", file=sys.stderr)
-            return 1
-        for blob in blobs:
-            target = args.destination / blob.path
-            if found[blob.url] != target:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                _fetch.copy_verified(found[blob.url], target, blob.sha256)
+    try:
+        options = read_options({}, os.environ)
+        settings = fetch_settings(options, os.environ, print, use_cache=False)
+    except OptionError as error:
+        print(f"prefetch: {error}", file=sys.stderr)
+        return 2
+    missing = [blob for blob in blobs if not _intact(blob, destination / blob.path)]
+    try:
+        if missing:
+            destination.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(prefix=".prefetch-", dir=destination) as work:
+                found = fetch_all(missing, settings, Path(work))
+                for blob in missing:
+                    target = destination / blob.path
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    copy_verified(found[blob.url], target, blob.sha256)
+        damaged = [blob.path for blob in blobs if not _intact(blob, destination / blob.path, quiet=True)]
+        if damaged:  # written, then changed under us: never list such a file as verified
+            raise DamagedFile(f"{', '.join(damaged)} changed after being written in {destination}")
+    except (FetchError, DamagedFile, OSError) as error:
+        print(f"prefetch failed:\n{error}\n{FIX}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("prefetch stopped: interrupted; run it again to finish (intact files are kept)", file=sys.stderr)
+        return 130
 
     sums = "".join(f"{blob.sha256}  {blob.path}\n" for blob in sorted(blobs, key=lambda b: b.path))
-    (args.destination / "SHA256SUMS").write_text(sums, encoding="utf-8")
-    print(f"{len(blobs)} files verified in {args.destination.resolve()} (see SHA256SUMS)")
-    print(
-        f"build with: TIKTOKEN_ENCODINGS_OFFLINE_SOURCE_DIR={args.destination.resolve()} pip wheel . --no-deps -w dist"
-    )
+    write_file(destination / "SHA256SUMS", sums.encode())
+    print(f"{len(blobs)} files verified in {destination.resolve()} (see SHA256SUMS)")
+    print(f"build with: TIKTOKEN_ENCODINGS_OFFLINE_SOURCE_DIR={destination.resolve()} pip wheel . --no-deps -w dist")
     return 0
+
+
+def _intact(blob: Blob, path: Path, quiet: bool = False) -> bool:
+    """True if ``path`` holds the published bytes; a damaged file there is said and replaced."""
+    if not path.is_file():
+        return False
+    actual = sha256_file(path)
+    if actual == blob.sha256:
+        return True
+    if not quiet:
+        print(f"{path}: damaged (SHA-256 {actual}, expected {blob.sha256}); fetching it again")
+    return False
 
 
 if __name__ == "__main__":

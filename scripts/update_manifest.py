@@ -16,15 +16,14 @@ import argparse
 import sys
 from importlib.metadata import version
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # the same module, for its types; at run time it is loaded by path
-    from tiktoken_encodings_offline import _manifest as manifest_types
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "buildtime"))
 
-from _project import manifest_module as _manifest
+from tiktoken_encodings_offline_build import manifest as _manifest
+from tiktoken_encodings_offline_build.files import sha256_file
 
 
-def current_manifest(source_dir: Path | None, check: bool) -> manifest_types.Manifest:
+def current_manifest(source_dir: Path | None, check: bool) -> _manifest.Manifest:
     import tiktoken
     import tiktoken.registry
 
@@ -36,7 +35,7 @@ def current_manifest(source_dir: Path | None, check: bool) -> manifest_types.Man
 
     tiktoken.registry._find_constructors()
     constructors = tiktoken.registry.ENCODING_CONSTRUCTORS or {}
-    blobs: dict[str, manifest_types.Blob] = {}
+    blobs: dict[str, _manifest.Blob] = {}
     encodings: dict[str, tuple[str, ...]] = {}
     for name, constructor in constructors.items():
         requests = _manifest.record_requests(constructor)
@@ -51,7 +50,7 @@ def current_manifest(source_dir: Path | None, check: bool) -> manifest_types.Man
                 # --check needs no size: a new or changed blob is a difference already.
                 size = -1 if check and source_dir is None else measure(url, expected_hash, source_dir)
             blobs[url] = _manifest.Blob(url, expected_hash, size)
-    manifest: manifest_types.Manifest = _manifest.Manifest(f"tiktoken {version('tiktoken')}", blobs, encodings)
+    manifest: _manifest.Manifest = _manifest.Manifest(f"tiktoken {version('tiktoken')}", blobs, encodings)
     return manifest
 
 
@@ -62,14 +61,14 @@ def measure(url: str, sha256: str, source_dir: Path | None) -> int:
     candidates = [source_dir / blob.path, source_dir / blob.file_name, source_dir / blob.cache_name]
     for candidate in candidates:
         if candidate.is_file():
-            actual = _manifest.sha256_file(candidate)
+            actual = sha256_file(candidate)
             if actual != sha256:
                 sys.exit(f"{candidate}: SHA-256 {actual}, but tiktoken pins {sha256}")
             return int(candidate.stat().st_size)
     sys.exit(f"{url}: not found in {source_dir} (looked for {', '.join(map(str, candidates))})")
 
 
-def differences(old: manifest_types.Manifest, new: manifest_types.Manifest) -> list[str]:
+def differences(old: _manifest.Manifest, new: _manifest.Manifest) -> list[str]:
     lines = [f"encoding {name}: {old.encodings.get(name)} -> {new.encodings.get(name)}"
              for name in sorted(set(old.encodings) | set(new.encodings))
              if old.encodings.get(name) != new.encodings.get(name)]  # fmt: skip
@@ -93,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         if text != on_disk:
             print(f"{manifest_path} does not match the installed tiktoken; run {sys.argv[0]}")
-            for line in differences(_manifest.load_manifest(str(manifest_path)), current):
+            for line in differences(_manifest.load_manifest(manifest_path), current):
                 print(f"  {line}")
             return 1
         print(f"{manifest_path} matches the installed tiktoken")

@@ -16,11 +16,12 @@ ENV_PREFIX = "TIKTOKEN_ENCODINGS_OFFLINE_"
 DATA_PREFIX = "tiktoken_encodings_offline/data/"
 
 
-sys.path.insert(0, str(ROOT / "scripts"))
-from _project import fetch_module as fetch_module  # noqa: E402 - the tests' one way in
-from _project import manifest_module  # noqa: E402
+sys.path.insert(0, str(ROOT / "buildtime"))  # the build-side package, as hatch_build.py reaches it
+from tiktoken_encodings_offline_build import fetch  # noqa: E402
+from tiktoken_encodings_offline_build.manifest import load_manifest  # noqa: E402
 
-MANIFEST = manifest_module.load_manifest()
+MANIFEST = load_manifest()
+fetch_module = fetch  # the tests' one way into the fetcher
 
 
 def clean_env(**overrides: str) -> dict[str, str]:

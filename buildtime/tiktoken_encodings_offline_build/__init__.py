@@ -1,0 +1,12 @@
+"""Build-time code of tiktoken-encodings-offline: never in the wheel, carried by the sdist.
+
+``hatch_build.py`` and ``scripts/prefetch.py`` put the ``buildtime`` folder on ``sys.path`` and
+import this package; it uses the standard library only (build isolation gives hatchling alone).
+
+- ``manifest``: the manifest model and the record writer (the runtime has its own reader);
+- ``options``: the build's options, from the environment and pyproject.toml, checked;
+- ``fetch``: where each blob comes from (source folder, build cache, download) and its checks;
+- ``download``: one file's transfer: retries, resume, size bound, deadline;
+- ``transport``: the HTTP opener: proxies, TLS, redirect and credential policy, cancellation;
+- ``files``: exclusive writes renamed into place.
+"""

@@ -1,0 +1,55 @@
+"""Files written so that nothing planted in a shared folder can redirect them.
+
+Every file is created exclusively under a fresh random name in its target folder (``mkstemp``:
+``O_CREAT | O_EXCL``, so a symlink there is never followed), then renamed over the final name
+(a rename replaces a symlink planted there; it never writes through it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import BinaryIO
+
+READ_SIZE = 1 << 20
+
+
+class DamagedFile(Exception):
+    """A file's bytes are not the ones the manifest pins."""
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(READ_SIZE), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def new_part(folder: Path, prefix: str, suffix: str = ".part") -> tuple[BinaryIO, Path]:
+    """An exclusively created, empty file in ``folder``, open for reading and writing."""
+    fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
+    return os.fdopen(fd, "w+b"), Path(name)
+
+
+def write_file(destination: Path, data: bytes) -> None:
+    """``destination`` holds ``data`` (mode 0644), written exclusively and renamed into place."""
+    out, part = new_part(destination.parent, f".{destination.name}.", ".tmp")
+    try:
+        with out:
+            out.write(data)
+        part.chmod(0o644)
+        part.replace(destination)
+    finally:
+        part.unlink(missing_ok=True)
+
+
+def copy_verified(source: Path, destination: Path, sha256: str) -> None:
+    """Write ``destination`` fresh with the bytes of ``source``, which must hash to ``sha256``."""
+    data = source.read_bytes()
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != sha256:
+        raise DamagedFile(f"{source} changed while it was read: expected SHA-256 {sha256}, found {actual}")
+    write_file(destination, data)

@@ -1,0 +1,286 @@
+"""The HTTP opener of the build: proxies, TLS, timeouts, cancellation, and where secrets may go.
+
+- ``Authorization`` (the mirror's token or user:password) goes to the mirror's origin only;
+  ``Proxy-Authorization`` goes to the proxy only: both are dropped on every redirect and put back
+  only where they belong (urllib's ProxyHandler adds the proxy's again if the new URL is proxied).
+- A redirect to anything but http(s) is refused.
+- Every socket is connected in short slices and registered with a ``Stop``: cancelling (Ctrl-C,
+  SIGTERM, the total deadline) shuts every socket down, which ends any blocked read at once.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import errno
+import functools
+import http.client
+import netrc
+import os
+import select
+import socket
+import ssl
+import threading
+import time
+import urllib.parse
+import urllib.request
+import weakref
+from typing import Any
+
+SLICE = 0.2  # seconds: the longest a wait goes without looking at the Stop
+
+
+class Stopped(Exception):
+    """The fetch was cancelled (Ctrl-C, SIGTERM) or passed its total deadline."""
+
+
+class NameNotResolved(OSError):
+    def __init__(self, host: str, error: socket.gaierror) -> None:
+        super().__init__(f"the host name {host} did not resolve ({error.strerror or error})")
+        self.host = host
+
+
+class RedirectRefused(Exception):
+    pass
+
+
+class Stop:
+    """One fetch's cancellation: an event, a deadline, and the sockets to shut down on either."""
+
+    def __init__(self, total_timeout: float) -> None:
+        self.deadline = time.monotonic() + total_timeout
+        self.event = threading.Event()
+        self.reason = ""  # "cancelled" or "deadline" once stopped
+        self._lock = threading.Lock()
+        self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+
+    def stop(self, reason: str) -> None:
+        with self._lock:
+            if not self.reason:
+                self.reason = reason
+            self.event.set()
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shut(sock)
+
+    def register(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.add(sock)
+            stopped = self.event.is_set()
+        if stopped:
+            _shut(sock)
+
+    def remaining(self) -> float:
+        return max(0.0, self.deadline - time.monotonic())
+
+    def check(self) -> None:
+        """Raise ``Stopped`` once cancelled or past the deadline."""
+        if not self.event.is_set() and time.monotonic() >= self.deadline:
+            self.stop("deadline")
+        if self.event.is_set():
+            raise Stopped(self.reason)
+
+    def sleep(self, seconds: float) -> None:
+        self.event.wait(min(seconds, self.remaining()))
+        self.check()
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # closed already, or never connected
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def connect(address: tuple[str, int], timeout: float, stop: Stop) -> socket.socket:
+    """``socket.create_connection``, in slices that look at ``stop``; a DNS failure is final."""
+    host, port = address
+    try:
+        infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+    except socket.gaierror as error:
+        raise NameNotResolved(host, error) from None
+    last_error: OSError = OSError(f"no address for {host}")
+    for family, kind, proto, _, sockaddr in infos:
+        sock = socket.socket(family, kind, proto)
+        stop.register(sock)
+        try:
+            _connect_in_slices(sock, sockaddr, timeout, stop)
+        except OSError as error:
+            sock.close()
+            last_error = error
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        sock.settimeout(timeout)  # the TLS handshake and proxy tunnel; reads get the read timeout
+        return sock
+    raise last_error
+
+
+def _connect_in_slices(sock: socket.socket, sockaddr: Any, timeout: float, stop: Stop) -> None:
+    sock.setblocking(False)
+    code = sock.connect_ex(sockaddr)
+    if code not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN):
+        raise OSError(code, os.strerror(code))
+    ends = time.monotonic() + timeout
+    while code:
+        stop.check()
+        wait = min(SLICE, ends - time.monotonic())
+        if wait <= 0:
+            raise socket.timeout("timed out")
+        _, writable, _ = select.select([], [sock], [], wait)
+        if writable:
+            code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if code:
+                raise OSError(code, os.strerror(code))
+            break
+    sock.setblocking(True)
+
+
+# URLs and credentials
+
+
+def redact(url: str) -> str:
+    """A URL fit for a log line: no user name or password, and the query (a SAS token, say) hidden."""
+    parts = urllib.parse.urlsplit(url)
+    netloc = parts.netloc.rpartition("@")[2]
+    query = "<query hidden>" if parts.query else ""
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def without_userinfo(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def mirror_url(blob_path: str, mirror: str) -> str:
+    """The mirror's copy of an upstream path: the path joins the mirror's path, its query stays."""
+    parts = urllib.parse.urlsplit(mirror)
+    path = parts.path.rstrip("/") + "/" + urllib.parse.quote(blob_path)
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    parts = urllib.parse.urlsplit(url)
+    default_port = {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or default_port
+
+
+def mirror_credentials(mirror: str, token: str | None) -> tuple[str, str | None]:
+    """The mirror URL without user info, and the Authorization header for it (or None)."""
+    parts = urllib.parse.urlsplit(mirror)
+    clean = without_userinfo(mirror)
+    if parts.username or parts.password:
+        user = urllib.parse.unquote(parts.username or "")
+        password = urllib.parse.unquote(parts.password or "")
+        return clean, "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+    if token:
+        return clean, f"Bearer {token}"
+    try:
+        entry = netrc.netrc(os.environ.get("NETRC")).authenticators(parts.hostname or "")
+    except (OSError, netrc.NetrcParseError):
+        entry = None
+    if entry:
+        login, _, secret = entry
+        return clean, "Basic " + base64.b64encode(f"{login or ''}:{secret or ''}".encode()).decode()
+    return clean, None
+
+
+# The opener
+
+
+class Opener:
+    """Opens a URL with the mirror's credentials on its origin only, in bounded, stoppable steps."""
+
+    def __init__(
+        self,
+        mirror: str | None,
+        token: str | None,
+        ca_bundle: str | None,
+        connect_timeout: float,
+        read_timeout: float,
+        stop: Stop,
+    ) -> None:
+        context = ssl.create_default_context()
+        if ca_bundle:
+            context.load_verify_locations(cafile=ca_bundle)
+        self.mirror: str | None = None  # without credentials
+        self.authorization: str | None = None
+        self.auth_origin: tuple[str, str, int | None] | None = None
+        if mirror:
+            self.mirror, self.authorization = mirror_credentials(mirror, token)
+            self.auth_origin = origin(self.mirror)
+        self.connect_timeout = connect_timeout
+        connection = functools.partial(_Connections, stop=stop, read_timeout=read_timeout)
+        self._opener = urllib.request.build_opener(
+            urllib.request.ProxyHandler(),
+            _HTTPHandler(connection(http.client.HTTPConnection)),
+            _HTTPSHandler(connection(http.client.HTTPSConnection), context),
+            _RedirectHandler(self),
+        )
+
+    def authorize(self, request: urllib.request.Request) -> urllib.request.Request:
+        # An unredirected header: urllib copies ordinary headers onto a redirect to any host.
+        if self.authorization and origin(request.full_url) == self.auth_origin:
+            request.add_unredirected_header("Authorization", self.authorization)
+        return request
+
+    def open(self, request: urllib.request.Request) -> Any:
+        return self._opener.open(self.authorize(request), timeout=self.connect_timeout)
+
+
+class _RedirectHandler(urllib.request.HTTPRedirectHandler):
+    def __init__(self, opener: Opener) -> None:
+        self.offline_opener = opener
+
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> Any:
+        scheme = urllib.parse.urlsplit(newurl).scheme.lower()
+        if scheme not in ("http", "https"):
+            raise RedirectRefused(
+                f"the server redirected to {redact(newurl)}; only http:// and https:// redirects are followed"
+            )
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is None:
+            return None
+        for name in [name for name in new.headers if name.lower() == "proxy-authorization"]:
+            del new.headers[name]  # the ProxyHandler adds it again if the new URL goes through a proxy
+        return self.offline_opener.authorize(new)
+
+
+class _Connections:
+    """A connection class for urllib's handlers: stoppable connect, then a timeout for each read."""
+
+    def __init__(self, base: type[http.client.HTTPConnection], stop: Stop, read_timeout: float) -> None:
+        self.base, self.stop, self.read_timeout = base, stop, read_timeout
+
+    def __call__(self, *args: Any, **kwargs: Any) -> http.client.HTTPConnection:
+        connection = self.base(*args, **kwargs)
+        stop, read_timeout = self.stop, self.read_timeout
+        connection._create_connection = lambda address, timeout, *_: connect(address, timeout, stop)  # type: ignore[attr-defined]
+        plain_connect = connection.connect
+
+        def connect_then_bound_reads() -> None:
+            plain_connect()
+            if connection.sock is not None:
+                stop.register(connection.sock)  # the TLS socket, which replaced the plain one
+                connection.sock.settimeout(read_timeout)
+
+        connection.connect = connect_then_bound_reads  # type: ignore[method-assign]
+        return connection
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, connections: _Connections) -> None:
+        super().__init__()
+        self.connections = connections
+
+    def http_open(self, req: Any) -> Any:
+        return self.do_open(self.connections, req)
+
+
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, connections: _Connections, context: ssl.SSLContext) -> None:
+        super().__init__(context=context)
+        self.connections = connections
+        self.offline_context = context
+
+    def https_open(self, req: Any) -> Any:
+        return self.do_open(self.connections, req, context=self.offline_context)
