@@ -6,11 +6,14 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from helpers import MANIFEST, ROOT, build_wheel, clean_env, make_venv, offline, run
+from helpers import MANIFEST, ROOT, build_wheel, clean_env, fetch_module, make_venv, offline, run
+from mirror import Mirror
 
 # The real files, byte-identical to the published ones; this machine cannot reach the upstream.
 FILES_DIR = Path(os.environ.get("TIKTOKEN_ENCODINGS_OFFLINE_TEST_FILES", ROOT.parent / "shared" / "encodings-mirror"))
@@ -71,3 +74,46 @@ def reference(layouts: dict[str, Path]) -> dict[str, object]:
 def runtime_venv(full_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh venv holding only tiktoken (and its dependencies) and the full wheel."""
     return make_venv(tmp_path_factory.mktemp("venv") / "venv", str(full_wheel))
+
+
+# The build's fetcher, called in-process against the loopback mirror.
+
+
+@pytest.fixture
+def mirror(files_dir: Path) -> Iterator[Mirror]:
+    with Mirror(files_dir) as served:
+        yield served
+
+
+class Fetch:
+    """Calls the build's fetcher with fast retries and a private cache; keeps its log lines."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.cache = tmp_path / "cache"
+        self.logs: list[str] = []
+
+    def __call__(self, blobs: list[Any], **overrides: Any) -> dict[str, Path]:
+        settings = {
+            "cache_dir": self.cache,
+            "retries": 3,
+            "backoff": 0.01,
+            "connect_timeout": 2.0,
+            "read_timeout": 2.0,
+            "log": self.logs.append,
+            **overrides,
+        }
+        found: dict[str, Path] = fetch_module.fetch_all(
+            blobs, fetch_module.FetchSettings(**settings), self.tmp_path / "work"
+        )
+        return found
+
+    def error(self, blobs: list[Any], **overrides: Any) -> str:
+        with pytest.raises(fetch_module.FetchError) as caught:
+            self(blobs, **overrides)
+        return str(caught.value)
+
+
+@pytest.fixture
+def fetch(tmp_path: Path) -> Fetch:
+    return Fetch(tmp_path)

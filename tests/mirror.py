@@ -34,7 +34,10 @@ class Fault:
     kind: "status" (answer ``status``, with ``retry_after`` if set), "corrupt" (flip a byte),
     "truncate" (announce the full length, send ``fraction`` of it, close), "cut" (send ``fraction``
     then reset the connection), "stall" (send ``fraction`` then wait ``seconds``), "ignore-range"
-    (answer 200 with the whole file to a Range request), "redirect" (302 to ``location`` + path).
+    (answer 200 with the whole file to a Range request), "redirect" (302 to ``location`` + path),
+    "wrong-range" (answer a Range request with 206 and a range starting one byte later),
+    "oversize" (``extra`` bytes after the file, announced in Content-Length), "oversize-unannounced"
+    (the same with no Content-Length, ended by closing), "drip" (one byte every ``seconds``).
     """
 
     kind: str
@@ -44,6 +47,7 @@ class Fault:
     fraction: float = 0.5
     seconds: float = 5.0
     location: str = ""
+    extra: int = 0
 
 
 @dataclass
@@ -78,6 +82,7 @@ class MirrorState:
     root: Path
     faults: dict[str, list[Fault]] = field(default_factory=dict)
     require_auth: str | None = None  # the exact Authorization header wanted
+    validators: bool = True  # send ETag and Last-Modified
     latency: float = 0.0  # seconds before each answer
     bandwidth: float | None = None  # bytes/s shared by all connections
     per_connection_bandwidth: float | None = None  # bytes/s for each connection
@@ -161,7 +166,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if_range = self.headers.get("If-Range")
         if wanted and (if_range is None or if_range == etag) and not (fault and fault.kind == "ignore-range"):
             first, _, last = wanted.removeprefix("bytes=").partition("-")
-            start = int(first)
+            start = int(first) + (1 if fault and fault.kind == "wrong-range" else 0)
             end = int(last) + 1 if last else len(data)
             if start >= len(data):
                 self._status(seen, 416, {"Content-Range": f"bytes */{len(data)}"})
@@ -170,16 +175,23 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         body = bytearray(data[start:end])
         if fault and fault.kind == "corrupt":
             body[len(body) // 2] ^= 0xFF
+        if fault and fault.kind.startswith("oversize"):
+            body += b"x" * fault.extra
         seen.status = status
         self.send_response(status)
-        self.send_header("Content-Length", str(len(body)))
+        if not (fault and fault.kind == "oversize-unannounced"):
+            self.send_header("Content-Length", str(len(body)))
         self.send_header("Accept-Ranges", "bytes")
-        self.send_header("ETag", etag)
-        self.send_header("Last-Modified", "Tue, 01 Oct 2024 00:00:00 GMT")
+        if state.validators:
+            self.send_header("ETag", etag)
+            self.send_header("Last-Modified", "Tue, 01 Oct 2024 00:00:00 GMT")
         if status == 206:
             self.send_header("Content-Range", f"bytes {start}-{end - 1}/{len(data)}")
         self.end_headers()
         if head:
+            return
+        if fault and fault.kind == "drip":
+            self._drip(seen, bytes(body), fault.seconds)
             return
         limit = len(body)
         if fault and fault.kind in ("truncate", "cut", "stall"):
@@ -194,6 +206,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         elif fault and fault.kind == "truncate":
             self.wfile.flush()
             self.connection.shutdown(socket.SHUT_RDWR)
+
+    def _drip(self, seen: Seen, data: bytes, seconds: float) -> None:
+        """One byte every ``seconds``, until the client hangs up (or a minute has passed)."""
+        ends = time.monotonic() + 60
+        for offset in range(len(data)):
+            if time.monotonic() > ends:
+                return
+            self.wfile.write(data[offset : offset + 1])
+            self.wfile.flush()
+            seen.sent += 1
+            time.sleep(seconds)
 
     def _send(self, state: MirrorState, seen: Seen, data: bytes) -> None:
         own = TokenBucket(state.per_connection_bandwidth) if state.per_connection_bandwidth else None

@@ -14,53 +14,13 @@ from typing import Any
 
 import pytest
 
-from conftest import build_env
-from helpers import MANIFEST, ROOT, blob_members, build_wheel, clean_env, expected_blobs, fetch_module, offline, run
+from conftest import Fetch, build_env
+from helpers import MANIFEST, ROOT, blob_members, build_wheel, clean_env, expected_blobs, offline, run
 from mirror import Fault, ForwardProxy, Mirror
 
 O200K = MANIFEST.blobs_for(["o200k_base"])[0]
 R50K = MANIFEST.blobs_for(["r50k_base"])[0]
 SECRET = "s3cr3t-t0ken"
-
-
-@pytest.fixture
-def mirror(files_dir: Path) -> Iterator[Mirror]:
-    with Mirror(files_dir) as served:
-        yield served
-
-
-class Fetch:
-    """Calls the build's fetcher with fast retries and a private cache; keeps its log lines."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        self.tmp_path = tmp_path
-        self.cache = tmp_path / "cache"
-        self.logs: list[str] = []
-
-    def __call__(self, blobs: list[Any], **overrides: Any) -> dict[str, Path]:
-        settings = {
-            "cache_dir": self.cache,
-            "retries": 3,
-            "backoff": 0.01,
-            "connect_timeout": 2.0,
-            "read_timeout": 2.0,
-            "log": self.logs.append,
-            **overrides,
-        }
-        found: dict[str, Path] = fetch_module.fetch_all(
-            blobs, fetch_module.FetchSettings(**settings), self.tmp_path / "work"
-        )
-        return found
-
-    def error(self, blobs: list[Any], **overrides: Any) -> str:
-        with pytest.raises(fetch_module.FetchError) as caught:
-            self(blobs, **overrides)
-        return str(caught.value)
-
-
-@pytest.fixture
-def fetch(tmp_path: Path) -> Fetch:
-    return Fetch(tmp_path)
 
 
 def sha256(path: Path) -> str:

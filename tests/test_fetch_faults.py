@@ -1,0 +1,207 @@
+"""Issue 11 and issue 16 (items 6-8): the fetcher against hostile mirrors, proxies and folders.
+
+Each test asserts on what the loopback servers received and on what is left on disk.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import shutil
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import Fetch
+from helpers import MANIFEST
+from mirror import Fault, ForwardProxy, Mirror, Seen
+
+O200K = MANIFEST.blobs_for(["o200k_base"])[0]
+R50K = MANIFEST.blobs_for(["r50k_base"])[0]
+SECRET = "s3cr3t-t0ken"
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def gets(mirror: Mirror, blob: Any) -> list[Seen]:
+    return [s for s in mirror.seen if s.path.split("?")[0].endswith("/" + blob.path)]
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+# --- Issue 16, items 6-8: resume and size guards ----------------------------------------------
+
+
+def test_resume_without_a_validator_fetches_the_whole_file_again(mirror: Mirror, fetch: Fetch) -> None:
+    mirror.state.validators = False
+    mirror.fault(O200K.path, Fault("truncate", fraction=0.5))
+    found = fetch([O200K], mirror=mirror.url)
+    assert sha256(found[O200K.url]) == O200K.sha256
+    first, second = gets(mirror, O200K)
+    assert first.status == 200 and first.sent == int(O200K.size * 0.5)
+    assert "range" not in second.headers and "if-range" not in second.headers
+    assert second.status == 200 and second.sent == O200K.size
+
+
+def test_a_206_with_another_range_restarts_the_transfer_cleanly(mirror: Mirror, fetch: Fetch) -> None:
+    mirror.fault(O200K.path, Fault("truncate", fraction=0.5))
+    mirror.fault(O200K.path, Fault("wrong-range"))
+    found = fetch([O200K], mirror=mirror.url)
+    assert sha256(found[O200K.url]) == O200K.sha256
+    statuses = [s.status for s in gets(mirror, O200K)]
+    assert statuses == [200, 206, 200]
+    restart = gets(mirror, O200K)[2]
+    assert "range" not in restart.headers
+    assert leftovers(fetch.cache) == [O200K.cache_name]
+
+
+def test_an_announced_oversized_body_fails_before_any_byte_is_written(mirror: Mirror, fetch: Fetch) -> None:
+    mirror.fault(R50K.path, Fault("oversize", extra=1000))
+    message = fetch.error([R50K], mirror=mirror.url)
+    assert f"the server announces {R50K.size + 1000} bytes; the file has {R50K.size}" in message
+    assert len(gets(mirror, R50K)) == 1  # not retried
+    assert leftovers(fetch.cache) == []
+
+
+def test_an_unannounced_oversized_body_stops_at_the_manifest_size(mirror: Mirror, fetch: Fetch) -> None:
+    extra = 200 * 1024 * 1024  # far more than the socket buffers can hold
+    mirror.fault(R50K.path, Fault("oversize-unannounced", extra=extra))
+    message = fetch.error([R50K], mirror=mirror.url)
+    assert f"the server sent more than the {R50K.size} bytes of the file" in message
+    assert leftovers(fetch.cache) == []
+    time.sleep(0.5)
+    sent = gets(mirror, R50K)[0].sent
+    assert sent < R50K.size + 16 * 1024 * 1024  # the client hung up; it did not drain the body
+
+
+# --- Redirects, proxies and secrets ------------------------------------------------------------
+
+
+def test_proxy_credentials_never_reach_the_host_a_redirect_names(
+    files_dir: Path, fetch: Fetch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Mirror(files_dir) as front, Mirror(files_dir, host="localhost") as storage, ForwardProxy() as proxy:
+        front.fault(R50K.path, Fault("redirect", location=storage.url))
+        monkeypatch.setenv("HTTP_PROXY", proxy.url.replace("://", f"://proxyuser:{SECRET}@"))
+        monkeypatch.setenv("NO_PROXY", "localhost")
+        monkeypatch.delenv("no_proxy", raising=False)
+        found = fetch([R50K], mirror=front.url)
+        assert sha256(found[R50K.url]) == R50K.sha256
+        assert proxy.seen == [("GET", f"{front.url}{R50K.path}")]  # the first hop went through the proxy
+        assert front.seen[0].headers["proxy-authorization"].startswith("Basic ")  # relayed by the test proxy
+        (direct,) = storage.seen
+        assert "proxy-authorization" not in direct.headers and "authorization" not in direct.headers
+        assert not any(SECRET in line for line in fetch.logs)
+
+
+def test_a_redirect_to_anything_but_http_is_refused(mirror: Mirror, fetch: Fetch) -> None:
+    with socket.socket() as ftp:
+        ftp.bind(("127.0.0.1", 0))
+        ftp.listen(1)
+        ftp.setblocking(False)
+        mirror.fault(
+            R50K.path, Fault("redirect", location=f"ftp://anonymous:{SECRET}@127.0.0.1:{ftp.getsockname()[1]}")
+        )
+        message = fetch.error([R50K], mirror=mirror.url)
+        with pytest.raises(BlockingIOError):
+            ftp.accept()  # nobody connected
+    assert "only http:// and https:// redirects are followed" in message
+    assert SECRET not in message and "anonymous" not in message
+    assert len(gets(mirror, R50K)) == 1  # not retried
+    assert leftovers(fetch.cache) == []
+
+
+def test_a_mirror_url_with_a_query_keeps_it_and_never_shows_it(files_dir: Path, fetch: Fetch, tmp_path: Path) -> None:
+    root = tmp_path / "container"
+    (root / "mirror" / "encodings").mkdir(parents=True)
+    shutil.copyfile(files_dir / R50K.path, root / "mirror" / R50K.path)
+    with Mirror(root) as blob_store:
+        sas = f"sv=2024-01-01&sp=r&sig={SECRET}"
+        found = fetch([R50K], mirror=f"{blob_store.url}mirror?{sas}")
+        assert sha256(found[R50K.url]) == R50K.sha256
+        assert [s.path for s in blob_store.seen] == [f"/mirror/{R50K.path}?{sas}"]
+
+        blob_store.fault(f"mirror/{O200K.path}", Fault("status", status=404))
+        message = fetch.error([O200K], mirror=f"{blob_store.url}mirror/?{sas}")
+        assert f"{blob_store.url}mirror/{O200K.path}?<query hidden>: HTTP 404" in message
+        assert SECRET not in message and not any(SECRET in line for line in fetch.logs)
+
+
+# --- Bounded waits --------------------------------------------------------------------------------
+
+
+def test_a_dripping_mirror_fails_at_the_total_deadline(mirror: Mirror, fetch: Fetch) -> None:
+    mirror.fault(R50K.path, Fault("drip", seconds=0.05))
+    started = time.monotonic()
+    message = fetch.error([R50K], mirror=mirror.url, total_timeout=1.5, read_timeout=5)
+    elapsed = time.monotonic() - started
+    assert 1.4 <= elapsed < 3.5
+    assert "passed its total deadline" in message and f"of {R50K.size} bytes of {R50K.path}" in message
+    assert "TIKTOKEN_ENCODINGS_OFFLINE_TOTAL_TIMEOUT (pyproject key total-timeout)" in message
+    received = int(message.split("deadline with ")[1].split(" of ")[0])
+    assert 5 <= received <= gets(mirror, R50K)[0].sent
+    assert leftovers(fetch.cache) == []
+    sent = gets(mirror, R50K)[0].sent
+    time.sleep(0.5)
+    assert gets(mirror, R50K)[0].sent <= sent + 1  # the connection is gone
+
+
+def test_a_host_name_that_does_not_resolve_is_not_retried(fetch: Fetch) -> None:
+    started = time.monotonic()
+    message = fetch.error([R50K], mirror="http://no-such-mirror.invalid/", retries=3, backoff=1.0)
+    assert "the host name no-such-mirror.invalid did not resolve" in message
+    assert "attempts" not in message and "retrying" not in " ".join(fetch.logs)
+    assert time.monotonic() - started < 5
+
+
+# --- The build cache: an optimisation, never a cause of failure --------------------------------
+
+
+def test_an_unusable_cache_is_skipped_in_one_line(mirror: Mirror, fetch: Fetch, tmp_path: Path) -> None:
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    found = fetch([R50K], mirror=mirror.url, cache_dir=not_a_folder / "cache")
+    assert sha256(found[R50K.url]) == R50K.sha256
+    assert found[R50K.url].parent == fetch.tmp_path / "work"
+    skipped = [line for line in fetch.logs if "build cache skipped" in line]
+    assert skipped == [f"build cache skipped: {not_a_folder / 'cache'} cannot be written (Not a directory); "
+                       f"downloading into the build's own work folder"]  # fmt: skip
+
+
+def test_symlinks_planted_in_the_cache_overwrite_nothing(mirror: Mirror, fetch: Fetch, tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    fetch.cache.mkdir()
+    (fetch.cache / R50K.cache_name).symlink_to(victim)  # a corrupted "cache file"
+    found = fetch([R50K], mirror=mirror.url)
+    assert victim.read_text() == "precious"
+    assert found[R50K.url] == fetch.cache / R50K.cache_name
+    assert not found[R50K.url].is_symlink() and sha256(found[R50K.url]) == R50K.sha256
+
+
+def test_a_part_file_left_by_a_killed_build_is_removed(mirror: Mirror, fetch: Fetch) -> None:
+    fetch.cache.mkdir()
+    stale = fetch.cache / f"{R50K.cache_name}.abc123.part"
+    stale.write_bytes(b"half a file")
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    live = fetch.cache / f"{R50K.cache_name}.def456.part"  # another build, downloading right now
+    live.write_bytes(b"being written")
+    fetch([R50K], mirror=mirror.url)
+    assert leftovers(fetch.cache) == sorted([R50K.cache_name, live.name])
+
+
+def test_basic_auth_password_with_reserved_characters_is_decoded(mirror: Mirror, fetch: Fetch) -> None:
+    password = "p@ss/w#rd?"
+    mirror.state.require_auth = "Basic " + base64.b64encode(f"builder:{password}".encode()).decode()
+    encoded = "p%40ss%2Fw%23rd%3F"
+    found = fetch([R50K], mirror=mirror.url.replace("://", f"://builder:{encoded}@"))
+    assert sha256(found[R50K.url]) == R50K.sha256
+    assert not any(encoded in line or "builder" in line for line in fetch.logs)
