@@ -86,13 +86,13 @@ def local_version_label(carried: list[str], manifest: Manifest) -> str:
 
 def fix_for(error: FetchError, settings: Any) -> str:
     """The build's advice for a fetch failure, naming only the settings that are in play."""
-    if error.offline:
+    if error.kind == "offline":
         advice = (
             "Fix: put the files in TIKTOKEN_ENCODINGS_OFFLINE_SOURCE_DIR (scripts/prefetch.py makes such "
             "a folder on a connected machine), or allow the download."
         )
-    elif "could not get every" not in str(error):
-        return ""  # a damaged source file: its message holds its fix
+    elif error.kind in ("damaged", "disk"):
+        return ""  # its message names the file or folder and the fix
     else:
         advice = (
             "Fix: "

@@ -67,8 +67,11 @@ def main(argv: list[str] | None = None) -> int:
         damaged = [blob.path for blob in blobs if not _intact(blob, destination / blob.path, quiet=True)]
         if damaged:  # written, then changed under us: never list such a file as verified
             raise DamagedFile(f"{', '.join(damaged)} changed after being written in {destination}")
-    except (FetchError, DamagedFile, OSError) as error:
-        print(f"prefetch failed:\n{error}\n{FIX}", file=sys.stderr)
+    except FetchError as error:
+        print(f"prefetch failed:\n{error}" + (f"\n{FIX}" if error.kind == "download" else ""), file=sys.stderr)
+        return 1
+    except (DamagedFile, OSError) as error:
+        print(f"prefetch failed: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("prefetch stopped: interrupted; run it again to finish (intact files are kept)", file=sys.stderr)

@@ -30,7 +30,14 @@ TOTAL_TIMEOUT_OPTION = "TIKTOKEN_ENCODINGS_OFFLINE_TOTAL_TIMEOUT (pyproject key 
 
 
 class DownloadError(Exception):
-    """One file could not be downloaded; the message names the URL (redacted) and the cause."""
+    """One file could not be downloaded; the message names the URL (redacted) and the cause.
+
+    ``local``: the cause is this host's disk (full, read-only), not the network.
+    """
+
+    def __init__(self, message: str, local: bool = False) -> None:
+        super().__init__(message)
+        self.local = local
 
 
 class Retryable(Exception):
@@ -40,7 +47,9 @@ class Retryable(Exception):
 
 
 class Final(Exception):
-    pass
+    def __init__(self, reason: str, local: bool = False) -> None:
+        super().__init__(reason)
+        self.local = local
 
 
 @dataclass(frozen=True)
@@ -57,10 +66,10 @@ def download(blob: Blob, url: str, opener: Opener, stop: Stop, policy: Policy, t
     try:
         out, part = new_part(target_dir, f"{blob.cache_name}.")
     except OSError as error:
-        raise DownloadError(f"{shown}: cannot write in {target_dir}: {error.strerror or error}") from None
+        raise DownloadError(f"{shown}: {cannot_write(target_dir, error)}", local=True) from None
     try:
         with out:
-            transfer = Transfer(blob, url, out, opener, stop)
+            transfer = Transfer(blob, url, out, opener, stop, target_dir)
             try:
                 _with_retries(transfer, policy, stop)
             except Stopped:
@@ -82,6 +91,8 @@ def download(blob: Blob, url: str, opener: Opener, stop: Stop, policy: Policy, t
         part.chmod(0o644)
         final = target_dir / blob.cache_name
         part.replace(final)
+    except OSError as error:  # the network's errors are handled in the transfer: this is the disk
+        raise DownloadError(f"{shown}: {cannot_write(target_dir, error)}", local=True) from None
     finally:
         part.unlink(missing_ok=True)
     policy.log(f"{blob.path}: {blob.size / 1e6:.1f} MB from {shown} in {time.monotonic() - started:.1f} s")
@@ -96,7 +107,7 @@ def _with_retries(transfer: Transfer, policy: Policy, stop: Stop) -> None:
             transfer.attempt()
             return
         except Final as error:
-            raise DownloadError(f"{shown}: {error}") from None
+            raise DownloadError(f"{shown}: {error}", error.local) from None
         except Retryable as error:
             errors.append(str(error))
             if attempt == policy.retries:
@@ -118,8 +129,9 @@ def _with_retries(transfer: Transfer, policy: Policy, stop: Stop) -> None:
 class Transfer:
     """One file's download across attempts: the bytes so far in ``out``, and their validator."""
 
-    def __init__(self, blob: Blob, url: str, out: BinaryIO, opener: Opener, stop: Stop) -> None:
+    def __init__(self, blob: Blob, url: str, out: BinaryIO, opener: Opener, stop: Stop, folder: Path) -> None:
         self.blob, self.url, self.out, self.opener, self.stop = blob, url, out, opener, stop
+        self.folder = folder
         self.validator: str | None = None  # ETag or Last-Modified of the bytes in out
         self.received = 0  # bytes in out
 
@@ -199,8 +211,7 @@ class Transfer:
         except OSError as error:
             self.stop.check()
             if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
-                folder = Path(self.out.name).parent if isinstance(self.out.name, str) else "the target folder"
-                raise Final(f"cannot write in {folder}: {error.strerror}") from None
+                raise Final(cannot_write(self.folder, error), local=True) from None
             raise Retryable(f"transfer cut after {self.received} of {self.blob.size} bytes: {error!r}") from None
         except http.client.HTTPException as error:
             self.stop.check()
@@ -208,6 +219,13 @@ class Transfer:
         self.stop.check()
         if self.received - have < expected:
             raise Retryable(f"transfer cut after {self.received} of {self.blob.size} bytes")
+
+
+def cannot_write(folder: Path, error: OSError) -> str:
+    return (
+        f"cannot write in {folder}: {error.strerror or error}. Fix: free space there, or choose another "
+        f"folder (TIKTOKEN_ENCODINGS_OFFLINE_CACHE_DIR for the build cache, TMPDIR for the build)"
+    )
 
 
 def _validator(headers: Any) -> str | None:

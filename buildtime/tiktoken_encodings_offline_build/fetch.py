@@ -46,11 +46,16 @@ class FetchSettings:
 
 
 class FetchError(Exception):
-    """A blob could not be had; the message stands alone. ``offline``: the network was off."""
+    """A blob could not be had; the message stands alone.
 
-    def __init__(self, message: str, offline: bool = False) -> None:
+    ``kind``: "damaged" (a source-folder file fails its hash; the message holds the fix),
+    "offline" (not found and the network is off), "disk" (this host's disk refused the download:
+    full, read-only) or "download" (a download failed).
+    """
+
+    def __init__(self, message: str, kind: str) -> None:
         super().__init__(message)
-        self.offline = offline
+        self.kind = kind
 
 
 def fetch_all(blobs: Sequence[Blob], settings: FetchSettings, workdir: Path) -> dict[str, Path]:
@@ -71,7 +76,7 @@ def fetch_all(blobs: Sequence[Blob], settings: FetchSettings, workdir: Path) -> 
         if path is not None:
             found[blob.url] = path
     if problems:
-        raise FetchError("\n\n".join(problems))
+        raise FetchError("\n\n".join(problems), "damaged")
     missing = [blob for blob in blobs if blob.url not in found]
     if not missing:
         return found
@@ -79,7 +84,7 @@ def fetch_all(blobs: Sequence[Blob], settings: FetchSettings, workdir: Path) -> 
         raise FetchError(
             "network access is turned off (TIKTOKEN_ENCODINGS_OFFLINE_NO_NETWORK) and these files "
             "were found nowhere:\n" + "\n".join(_describe_missing(blob, looked[blob.url]) for blob in missing),
-            offline=True,
+            "offline",
         )
     target_dir = cache_dir or workdir
     target_dir.mkdir(parents=True, exist_ok=True)
@@ -89,13 +94,14 @@ def fetch_all(blobs: Sequence[Blob], settings: FetchSettings, workdir: Path) -> 
     found.update(downloaded)
     if failures:
         lines = [_describe_missing(blob, looked[blob.url]) + f"\n  {error}" for blob, error in failures]
-        raise FetchError("could not get every encoding file:\n" + "\n".join(sorted(lines)))
+        kind = "disk" if all(error.local for _, error in failures) else "download"
+        raise FetchError("could not get every encoding file:\n" + "\n".join(sorted(lines)), kind)
     return found
 
 
 def _download_all(
     missing: list[Blob], settings: FetchSettings, target_dir: Path
-) -> tuple[dict[str, Path], list[tuple[Blob, str]]]:
+) -> tuple[dict[str, Path], list[tuple[Blob, DownloadError]]]:
     """Download in parallel; Ctrl-C, SIGTERM (as KeyboardInterrupt) or the deadline stop every thread."""
     stop = Stop(settings.total_timeout)
     opener = Opener(
@@ -103,7 +109,7 @@ def _download_all(
     )
     policy = Policy(settings.retries, settings.backoff, _serialized(settings.log))
     found: dict[str, Path] = {}
-    failures: list[tuple[Blob, str]] = []
+    failures: list[tuple[Blob, DownloadError]] = []
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=settings.workers)
     try:
         with _terminate_as_interrupt():
@@ -120,7 +126,7 @@ def _download_all(
             try:
                 found[blob.url] = future.result()
             except DownloadError as error:
-                failures.append((blob, str(error)))
+                failures.append((blob, error))
     except BaseException:
         stop.stop("cancelled")  # every socket shut down, every backoff woken: the threads end now
         raise
@@ -183,7 +189,8 @@ def check_source_file(blob: Blob, candidate: Path) -> None:
             f"{candidate} is not the published {blob.path}:\n"
             f"  expected SHA-256 {blob.sha256} ({blob.size} bytes)\n"
             f"  found    SHA-256 {actual} ({candidate.stat().st_size} bytes)\n"
-            f"Fix: replace it with the original file from {blob.url}, or remove it so it is fetched."
+            f"Fix: replace it with the original file from {blob.url}, or remove it so it is fetched.",
+            "damaged",
         )
 
 
