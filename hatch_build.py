@@ -169,6 +169,12 @@ class OfflineEncodingsBuildHook(BuildHookInterface):  # type: ignore[type-arg]
         except (BuildError, OptionError, FetchError, DamagedFile) as error:
             self._remove_workdir()
             self.app.abort(f"tiktoken-encodings-offline: cannot build the wheel:\n{error}{self.fix}")
+        except OSError as error:  # staging: a full disk or a read-only TMPDIR
+            self._remove_workdir()
+            self.app.abort(
+                f"tiktoken-encodings-offline: cannot build the wheel: {error.strerror}: {error.filename}. "
+                f"Fix: free space there, or set TMPDIR to a folder with room"
+            )
         except BaseException:  # Ctrl-C and SIGTERM included: the downloads are stopped by now
             self._remove_workdir()
             raise

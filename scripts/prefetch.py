@@ -70,15 +70,22 @@ def main(argv: list[str] | None = None) -> int:
     except FetchError as error:
         print(f"prefetch failed:\n{error}" + (f"\n{FIX}" if error.kind == "download" else ""), file=sys.stderr)
         return 1
-    except (DamagedFile, OSError) as error:
+    except DamagedFile as error:
         print(f"prefetch failed: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(f"prefetch failed: cannot write in {error.filename}: {error.strerror}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("prefetch stopped: interrupted; run it again to finish (intact files are kept)", file=sys.stderr)
         return 130
 
     sums = "".join(f"{blob.sha256}  {blob.path}\n" for blob in sorted(blobs, key=lambda b: b.path))
-    write_file(destination / "SHA256SUMS", sums.encode())
+    try:
+        write_file(destination / "SHA256SUMS", sums.encode())
+    except OSError as error:
+        print(f"prefetch failed: cannot write in {error.filename}: {error.strerror}", file=sys.stderr)
+        return 1
     print(f"{len(blobs)} files verified in {destination.resolve()} (see SHA256SUMS)")
     print(f"build with: TIKTOKEN_ENCODINGS_OFFLINE_SOURCE_DIR={destination.resolve()} pip wheel . --no-deps -w dist")
     return 0

@@ -35,13 +35,21 @@ def new_part(folder: Path, prefix: str, suffix: str = ".part") -> tuple[BinaryIO
 
 
 def write_file(destination: Path, data: bytes) -> None:
-    """``destination`` holds ``data`` (mode 0644), written exclusively and renamed into place."""
-    out, part = new_part(destination.parent, f".{destination.name}.", ".tmp")
+    """``destination`` holds ``data`` (mode 0644), written exclusively and renamed into place.
+
+    An OSError names the folder (a full disk's error names no file of its own).
+    """
+    try:
+        out, part = new_part(destination.parent, f".{destination.name}.", ".tmp")
+    except OSError as error:
+        raise OSError(error.errno, error.strerror, str(destination.parent)) from None
     try:
         with out:
             out.write(data)
         part.chmod(0o644)
         part.replace(destination)
+    except OSError as error:
+        raise OSError(error.errno, error.strerror, str(destination.parent)) from None
     finally:
         part.unlink(missing_ok=True)
 
