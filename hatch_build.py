@@ -25,7 +25,7 @@ from hatchling.metadata.plugin.interface import MetadataHookInterface
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "buildtime"))
 
-from tiktoken_encodings_offline_build.fetch import FetchError, fetch_all  # noqa: E402
+from tiktoken_encodings_offline_build.fetch import FetchError, FetchSettings, fetch_all  # noqa: E402
 from tiktoken_encodings_offline_build.files import DamagedFile, copy_verified, write_file  # noqa: E402
 from tiktoken_encodings_offline_build.manifest import (  # noqa: E402
     DATA_DIR_NAME,
@@ -41,6 +41,7 @@ from tiktoken_encodings_offline_build.options import (  # noqa: E402
     OptionError,
     env_name,
     fetch_settings,
+    network_advice,
     read_options,
 )
 
@@ -84,7 +85,7 @@ def local_version_label(carried: list[str], manifest: Manifest) -> str:
     return ".".join(name.replace("_", "") for name in carried)
 
 
-def fix_for(error: FetchError, settings: Any) -> str:
+def fix_for(error: FetchError, settings: FetchSettings) -> str:
     """The build's advice for a fetch failure, naming only the settings that are in play."""
     if error.kind == "offline":
         advice = (
@@ -94,31 +95,9 @@ def fix_for(error: FetchError, settings: Any) -> str:
     elif error.kind in ("damaged", "disk"):
         return ""  # its message names the file or folder and the fix
     else:
-        advice = (
-            "Fix: "
-            + network_advice(settings)
-            + ", or build from a folder of the files with "
-            + ("TIKTOKEN_ENCODINGS_OFFLINE_SOURCE_DIR.")
-        )
+        route = network_advice(settings, os.environ)
+        advice = f"Fix: {route}, or build from a folder of the files with TIKTOKEN_ENCODINGS_OFFLINE_SOURCE_DIR."
     return f"\n{advice}\n{PREBUILT_WHEEL_HINT}"
-
-
-def network_advice(settings: Any) -> str:
-    """What to check after a failed download: the settings that are set, else the plain route."""
-    proxies = [name for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy") if os.environ.get(name)]
-    checks = []
-    if settings.mirror:
-        checks.append("the mirror address (TIKTOKEN_ENCODINGS_OFFLINE_MIRROR)")
-    if proxies:
-        checks.append(f"the proxy ({proxies[0]})")
-    if settings.ca_bundle or os.environ.get("SSL_CERT_FILE"):
-        checks.append("the CA bundle (TIKTOKEN_ENCODINGS_OFFLINE_CA_BUNDLE / SSL_CERT_FILE)")
-    if checks:
-        return "check " + ", ".join(checks) + " against the errors above"
-    return (
-        "this host must reach https://openaipublic.blob.core.windows.net/ directly; if it cannot, set "
-        "TIKTOKEN_ENCODINGS_OFFLINE_MIRROR, or HTTPS_PROXY for a proxy"
-    )
 
 
 def stage(manifest: Manifest, blobs: list[Blob], files: Mapping[str, Path], staging: Path) -> None:

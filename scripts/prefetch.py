@@ -25,13 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "buildtime"))
 from tiktoken_encodings_offline_build.fetch import FetchError, fetch_all
 from tiktoken_encodings_offline_build.files import DamagedFile, copy_verified, sha256_file, write_file
 from tiktoken_encodings_offline_build.manifest import Blob, load_manifest
-from tiktoken_encodings_offline_build.options import OptionError, fetch_settings, read_options
-
-FIX = (
-    "Fix: check the mirror address (TIKTOKEN_ENCODINGS_OFFLINE_MIRROR), proxy (HTTPS_PROXY) and CA "
-    "(TIKTOKEN_ENCODINGS_OFFLINE_CA_BUNDLE) of this connected machine, then run prefetch again: it "
-    "keeps the intact files already in the folder."
-)
+from tiktoken_encodings_offline_build.options import OptionError, fetch_settings, network_advice, read_options
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         if damaged:  # written, then changed under us: never list such a file as verified
             raise DamagedFile(f"{', '.join(damaged)} changed after being written in {destination}")
     except FetchError as error:
-        print(f"prefetch failed:\n{error}" + (f"\n{FIX}" if error.kind == "download" else ""), file=sys.stderr)
+        fix = f"\nFix: {network_advice(settings, os.environ)}; then run prefetch again (it keeps the intact files)"
+        print(f"prefetch failed:\n{error}" + (fix if error.kind == "download" else ""), file=sys.stderr)
         return 1
     except DamagedFile as error:
         print(f"prefetch failed: {error}", file=sys.stderr)

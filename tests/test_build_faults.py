@@ -232,3 +232,16 @@ def test_symlinks_planted_in_the_prefetch_folder_overwrite_nothing(files_dir: Pa
     assert victim.read_text() == "precious"
     assert not (folder / R50K.path).is_symlink() and not (folder / "SHA256SUMS").is_symlink()
     run(["sha256sum", "-c", "--quiet", "SHA256SUMS"], cwd=folder)
+
+
+def test_a_mirror_that_does_not_resolve_fails_once_and_the_fix_names_only_what_is_set(tmp_path: Path) -> None:
+    env = build_env(None, TIKTOKEN_ENCODINGS_OFFLINE_MIRROR="http://no-such-mirror.invalid/")
+    env["TIKTOKEN_ENCODINGS_OFFLINE_ENCODINGS"] = "r50k_base"
+    for proxy in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
+        env.pop(proxy, None)
+    wheel, result = build_wheel(tmp_path / "dist", env, check=False)
+    output = result.stdout + result.stderr
+    assert wheel is None
+    assert "the host name no-such-mirror.invalid did not resolve" in output and "attempts" not in output
+    assert "Fix: check the mirror address (TIKTOKEN_ENCODINGS_OFFLINE_MIRROR)" in output
+    assert "the proxy" not in output

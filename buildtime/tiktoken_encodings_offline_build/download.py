@@ -223,8 +223,8 @@ class Transfer:
 
 def cannot_write(folder: Path, error: OSError) -> str:
     return (
-        f"cannot write in {folder}: {error.strerror or error}. Fix: free space there, or choose another "
-        f"folder (TIKTOKEN_ENCODINGS_OFFLINE_CACHE_DIR for the build cache, TMPDIR for the build)"
+        f"cannot write in {folder}: {error.strerror or error}. Fix: free space there, or use a folder with "
+        f"room (for a build: TIKTOKEN_ENCODINGS_OFFLINE_CACHE_DIR for its cache, TMPDIR for the rest)"
     )
 
 

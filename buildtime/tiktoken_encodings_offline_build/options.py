@@ -175,3 +175,21 @@ def _home_cache(log: Callable[[str], None]) -> Path | None:
     except (RuntimeError, KeyError) as error:  # no home folder at all
         log(f"build cache skipped: no home folder to put it in ({error})")
         return None
+
+
+def network_advice(settings: FetchSettings, environ: Mapping[str, str]) -> str:
+    """What to check after a failed download: the settings that are set, else the plain route."""
+    proxies = [name for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy") if environ.get(name)]
+    checks = []
+    if settings.mirror:
+        checks.append("the mirror address (TIKTOKEN_ENCODINGS_OFFLINE_MIRROR)")
+    if proxies:
+        checks.append(f"the proxy ({proxies[0]})")
+    if settings.ca_bundle or environ.get("SSL_CERT_FILE"):
+        checks.append("the CA bundle (TIKTOKEN_ENCODINGS_OFFLINE_CA_BUNDLE / SSL_CERT_FILE)")
+    if checks:
+        return "check " + ", ".join(checks) + " against the errors above"
+    return (
+        "this host must reach https://openaipublic.blob.core.windows.net/ directly; if it cannot, set "
+        "TIKTOKEN_ENCODINGS_OFFLINE_MIRROR, or HTTPS_PROXY for a proxy"
+    )
