@@ -15,7 +15,7 @@ import contextlib
 import signal
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -66,15 +66,21 @@ def fetch_all(blobs: Sequence[Blob], settings: FetchSettings, workdir: Path) -> 
     found: dict[str, Path] = {}
     looked: dict[str, list[str]] = {blob.url: [] for blob in blobs}
     cache_dir = usable_cache(settings.cache_dir, settings.log)
+    targets: dict[str, Path] = {}  # where each download goes: the cache, else the work folder
     problems: list[str] = []
     for blob in blobs:
+        path, cache_writable = None, False
         try:
-            path = _find_local(blob, settings.source_dir, cache_dir, settings.log, looked[blob.url])
+            if settings.source_dir is not None:
+                path = _from_source(blob, settings.source_dir, settings.log, looked[blob.url])
         except FetchError as error:
             problems.append(str(error))
             continue
+        if path is None and cache_dir is not None:
+            path, cache_writable = _from_cache(blob, cache_dir, settings.log, looked[blob.url])
         if path is not None:
             found[blob.url] = path
+        targets[blob.url] = cache_dir if cache_dir is not None and cache_writable else workdir
     if problems:
         raise FetchError("\n\n".join(problems), "damaged")
     missing = [blob for blob in blobs if blob.url not in found]
@@ -86,11 +92,10 @@ def fetch_all(blobs: Sequence[Blob], settings: FetchSettings, workdir: Path) -> 
             "were found nowhere:\n" + "\n".join(_describe_missing(blob, looked[blob.url]) for blob in missing),
             "offline",
         )
-    target_dir = cache_dir or workdir
-    target_dir.mkdir(parents=True, exist_ok=True)
     for blob in missing:
-        _remove_stale_parts(target_dir, blob)
-    downloaded, failures = _download_all(missing, settings, target_dir)
+        targets[blob.url].mkdir(parents=True, exist_ok=True)
+        _remove_stale_parts(targets[blob.url], blob)
+    downloaded, failures = _download_all(missing, settings, targets)
     found.update(downloaded)
     if failures:
         lines = [_describe_missing(blob, looked[blob.url]) + f"\n  {error}" for blob, error in failures]
@@ -100,7 +105,7 @@ def fetch_all(blobs: Sequence[Blob], settings: FetchSettings, workdir: Path) -> 
 
 
 def _download_all(
-    missing: list[Blob], settings: FetchSettings, target_dir: Path
+    missing: list[Blob], settings: FetchSettings, targets: Mapping[str, Path]
 ) -> tuple[dict[str, Path], list[tuple[Blob, DownloadError]]]:
     """Download in parallel; Ctrl-C, SIGTERM (as KeyboardInterrupt) or the deadline stop every thread."""
     stop = Stop(settings.total_timeout)
@@ -114,7 +119,7 @@ def _download_all(
     try:
         with _terminate_as_interrupt():
             futures = {
-                pool.submit(download, blob, _url(blob, opener), opener, stop, policy, target_dir): blob
+                pool.submit(download, blob, _url(blob, opener), opener, stop, policy, targets[blob.url]): blob
                 for blob in missing
             }
             pending = set(futures)
@@ -194,34 +199,37 @@ def check_source_file(blob: Blob, candidate: Path) -> None:
         )
 
 
-def _find_local(
-    blob: Blob, source_dir: Path | None, cache_dir: Path | None, log: Callable[[str], None], looked: list[str]
-) -> Path | None:
-    if source_dir is not None:
-        for candidate in source_candidates(blob, source_dir):
-            if not candidate.is_file():
-                looked.append(f"{candidate} (not there)")
-                continue
-            check_source_file(blob, candidate)
-            log(f"{blob.path}: {blob.size / 1e6:.1f} MB from source folder {candidate}")
-            return candidate
-    if cache_dir is None:
-        return None
+def _from_source(blob: Blob, source_dir: Path, log: Callable[[str], None], looked: list[str]) -> Path | None:
+    for candidate in source_candidates(blob, source_dir):
+        if not candidate.is_file():
+            looked.append(f"{candidate} (not there)")
+            continue
+        check_source_file(blob, candidate)
+        log(f"{blob.path}: {blob.size / 1e6:.1f} MB from source folder {candidate}")
+        return candidate
+    return None
+
+
+def _from_cache(blob: Blob, cache_dir: Path, log: Callable[[str], None], looked: list[str]) -> tuple[Path | None, bool]:
+    """The verified cached file, or None; and whether a download may be renamed into its place."""
     cached = cache_dir / blob.cache_name
     try:
-        if not cached.is_file():
+        if not cached.exists():
             looked.append(f"{cached} (build cache: not there)")
-            return None
+            return None, True
+        if not cached.is_file():
+            raise IsADirectoryError(0, "not a regular file")
         if sha256_file(cached) == blob.sha256:
             log(f"{blob.path}: {blob.size / 1e6:.1f} MB from build cache {cached}")
-            return cached
+            return cached, True
         cached.unlink(missing_ok=True)  # another build may have discarded it at the same moment
         log(f"{blob.path}: discarded corrupted cached file {cached}")
         looked.append(f"{cached} (corrupted, discarded)")
-    except OSError as error:
-        log(f"{blob.path}: build cache file {cached} skipped: {error.strerror or error}")
-        looked.append(f"{cached} (build cache: unreadable)")
-    return None
+        return None, True
+    except OSError as error:  # another user's file, say: download into the work folder instead
+        log(f"{blob.path}: build cache file {cached} skipped ({error.strerror or error})")
+        looked.append(f"{cached} (build cache: unusable)")
+        return None, False
 
 
 def usable_cache(cache_dir: Path | None, log: Callable[[str], None]) -> Path | None:
