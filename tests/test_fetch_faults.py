@@ -6,10 +6,12 @@ Each test asserts on what the loopback servers received and on what is left on d
 from __future__ import annotations
 
 import base64
+import fcntl
 import hashlib
 import os
 import shutil
 import socket
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -202,15 +204,39 @@ def test_symlinks_planted_in_the_cache_overwrite_nothing(mirror: Mirror, fetch: 
         assert not found[blob.url].is_symlink() and sha256(found[blob.url]) == blob.sha256
 
 
-def test_a_part_file_left_by_a_killed_build_is_removed(mirror: Mirror, fetch: Fetch) -> None:
+def test_part_files_left_by_killed_builds_are_removed_and_running_ones_kept(mirror: Mirror, fetch: Fetch) -> None:
     fetch.cache.mkdir()
-    stale = fetch.cache / f"{R50K.cache_name}.abc123.part"
-    stale.write_bytes(b"half a file")
-    os.utime(stale, (time.time() - 7200, time.time() - 7200))
-    live = fetch.cache / f"{R50K.cache_name}.def456.part"  # another build, downloading right now
-    live.write_bytes(b"being written")
-    fetch([R50K], mirror=mirror.url)
-    assert leftovers(fetch.cache) == sorted([R50K.cache_name, live.name])
+
+    def part(name: str, age: float) -> Path:
+        path = fetch.cache / f"{R50K.cache_name}.{name}.part"
+        path.write_bytes(b"half a file")
+        os.utime(path, (time.time() - age, time.time() - age))
+        return path
+
+    part("killed-an-hour-ago", 3600)
+    part("killed-minutes-ago", 300)
+    just_created = part("created-a-moment-ago", 0)  # its lock may not be taken yet
+    running = part("running-for-an-hour", 3600)
+    with open(running, "rb") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)  # as the running download holds it
+        fetch([R50K], mirror=mirror.url)
+    assert leftovers(fetch.cache) == sorted([R50K.cache_name, just_created.name, running.name])
+
+
+def test_a_running_download_holds_its_part_file_locked(mirror: Mirror, fetch: Fetch) -> None:
+    mirror.throttle(per_connection=1_000_000)
+    downloading = threading.Thread(target=fetch, args=([R50K],), kwargs={"mirror": mirror.url})
+    downloading.start()
+    try:
+        ends = time.monotonic() + 10
+        while not list(fetch.cache.glob("*.part")) and time.monotonic() < ends:
+            time.sleep(0.02)
+        (part,) = fetch.cache.glob("*.part")
+        with open(part, "rb") as other, pytest.raises(BlockingIOError):
+            fcntl.flock(other.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # what the next build tries
+    finally:
+        downloading.join(timeout=30)
+    assert leftovers(fetch.cache) == [R50K.cache_name]
 
 
 def test_basic_auth_password_with_reserved_characters_is_decoded(mirror: Mirror, fetch: Fetch) -> None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
-from .files import new_part, sha256_file
+from .files import hold, new_part, sha256_file
 from .manifest import Blob
 from .transport import NameNotResolved, Opener, RedirectRefused, Stop, Stopped, redact
 
@@ -65,6 +65,7 @@ def download(blob: Blob, url: str, opener: Opener, stop: Stop, policy: Policy, t
     started = time.monotonic()
     try:
         out, part = new_part(target_dir, f"{blob.cache_name}.")
+        hold(out)
     except OSError as error:
         raise DownloadError(f"{shown}: {cannot_write(target_dir, error)}", local=True) from None
     try:

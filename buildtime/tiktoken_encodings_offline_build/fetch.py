@@ -14,18 +14,15 @@ import concurrent.futures
 import contextlib
 import signal
 import threading
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from .download import DownloadError, Policy, download
-from .files import new_part, sha256_file
+from .files import abandoned, new_part, sha256_file
 from .manifest import Blob
 from .transport import Opener, Stop, mirror_url
-
-STALE_PART_SECONDS = 3600.0  # a live download writes far more often than this
 
 
 @dataclass(frozen=True)
@@ -251,8 +248,8 @@ def usable_cache(cache_dir: Path | None, log: Callable[[str], None]) -> Path | N
 
 
 def _remove_stale_parts(folder: Path, blob: Blob) -> None:
-    """Remove the ``.part`` files a killed run left for this blob (a live one is written to often)."""
+    """Remove the ``.part`` files a killed run left for this blob; a running download's are locked."""
     for part in folder.glob(f"{blob.cache_name}.*.part"):
         with contextlib.suppress(OSError):  # gone already, or not ours to remove
-            if time.time() - part.stat().st_mtime > STALE_PART_SECONDS:
+            if abandoned(part):
                 part.unlink()

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import BinaryIO
 
 READ_SIZE = 1 << 20
+UNLOCKED_PART_AGE = 60.0  # seconds: an unlocked part this old belongs to a run that is gone
+UNLOCKABLE_PART_AGE = 3600.0  # the same where files cannot be locked (Windows): age alone decides
 
 
 class DamagedFile(Exception):
@@ -32,6 +36,33 @@ def new_part(folder: Path, prefix: str, suffix: str = ".part") -> tuple[BinaryIO
     """An exclusively created, empty file in ``folder``, open for reading and writing."""
     fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
     return os.fdopen(fd, "w+b"), Path(name)
+
+
+def hold(part: BinaryIO) -> None:
+    """Mark an open ``.part`` file as in use, for as long as it stays open (POSIX advisory lock)."""
+    if sys.platform != "win32":
+        import fcntl
+
+        fcntl.flock(part.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def abandoned(part: Path) -> bool:
+    """True for a ``.part`` file that no running download holds: a killed run left it."""
+    age = time.time() - part.lstat().st_mtime
+    if sys.platform == "win32":
+        return age > UNLOCKABLE_PART_AGE
+    import fcntl
+
+    if age < UNLOCKED_PART_AGE:
+        return False  # it may have been created a moment ago, before its lock
+    fd = os.open(part, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    return True
 
 
 def write_file(destination: Path, data: bytes) -> None:
