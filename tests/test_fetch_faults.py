@@ -224,13 +224,14 @@ def test_part_files_left_by_killed_builds_are_removed_and_running_ones_kept(mirr
 
 
 def test_a_running_download_holds_its_part_file_locked(mirror: Mirror, fetch: Fetch) -> None:
-    mirror.throttle(per_connection=1_000_000)
+    mirror.throttle(per_connection=400_000)  # about two seconds for the file
     downloading = threading.Thread(target=fetch, args=([R50K],), kwargs={"mirror": mirror.url})
     downloading.start()
     try:
         ends = time.monotonic() + 10
         while not list(fetch.cache.glob("*.part")) and time.monotonic() < ends:
             time.sleep(0.02)
+        time.sleep(0.2)  # the lock is taken just after the file is created
         (part,) = fetch.cache.glob("*.part")
         with open(part, "rb") as other, pytest.raises(BlockingIOError):
             fcntl.flock(other.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # what the next build tries

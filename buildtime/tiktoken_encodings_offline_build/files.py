@@ -7,6 +7,7 @@ Every file is created exclusively under a fresh random name in its target folder
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sys
@@ -43,7 +44,8 @@ def hold(part: BinaryIO) -> None:
     if sys.platform != "win32":
         import fcntl
 
-        fcntl.flock(part.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with contextlib.suppress(OSError):  # held by another process already: it is in use either way
+            fcntl.flock(part.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 def abandoned(part: Path) -> bool:
