@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tarfile
@@ -20,7 +21,7 @@ import pytest
 
 from conftest import build_env
 from helpers import MANIFEST, ROOT, blob_members, build_wheel, clean_env, copy_project, expected_blobs, run
-from mirror import Mirror
+from mirror import Fault, Mirror
 
 PREFETCH = ROOT / "scripts" / "prefetch.py"
 R50K = MANIFEST.blobs_for(["r50k_base"])[0]
@@ -95,6 +96,34 @@ def test_a_signal_stops_every_download_within_two_seconds(
         assert not [p for p in folder.iterdir() if p.name.startswith(".prefetch-")]
 
 
+@pytest.mark.parametrize("waiting", ["connect", "backoff"])
+def test_ctrl_c_ends_a_wait_for_a_connection_or_a_retry_at_once(waiting: str, files_dir: Path, tmp_path: Path) -> None:
+    with socket.socket() as black_hole, socket.socket() as queued, Mirror(files_dir) as mirror:
+        # connect: a listener whose accept queue is full drops further SYNs, as a silent firewall does;
+        # backoff: a mirror that says to come back in 100 s.
+        black_hole.bind(("127.0.0.1", 0))
+        black_hole.listen(0)
+        queued.connect(black_hole.getsockname())
+        mirror.fault(R50K.path, Fault("status", status=503, retry_after="100"))
+        url = f"http://127.0.0.1:{black_hole.getsockname()[1]}/" if waiting == "connect" else mirror.url
+        env = clean_env(TIKTOKEN_ENCODINGS_OFFLINE_MIRROR=url, TIKTOKEN_ENCODINGS_OFFLINE_CONNECT_TIMEOUT="100")
+        cmd = [sys.executable, str(PREFETCH), str(tmp_path / "out"), "--encodings", "r50k_base"]
+        process = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            time.sleep(2)  # well inside the wait
+            sent = time.monotonic()
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=10)
+            exited = time.monotonic() - sent
+        finally:
+            if process.poll() is None:
+                process.kill()
+            output = process.communicate()[0].decode(errors="replace")
+        assert waiting == "connect" or [s.status for s in mirror.seen] == [503]
+    assert exited < 2.0, output
+    assert process.returncode == 130 and "prefetch stopped: interrupted" in output
+
+
 # --- Options checked like the flags -------------------------------------------------------------
 
 
@@ -158,12 +187,15 @@ def test_a_home_that_cannot_hold_a_cache_still_builds_saying_why_once(files_dir:
     assert blob_members(next((tmp_path / "dist").glob("*.whl"))) == expected_blobs(["r50k_base"])
 
 
-def test_concurrent_builds_sharing_one_cache_give_identical_wheels(files_dir: Path, tmp_path: Path) -> None:
+def test_concurrent_builds_sharing_one_damaged_cache_give_identical_wheels(files_dir: Path, tmp_path: Path) -> None:
     with Mirror(files_dir) as mirror:
         mirror.throttle(latency=0.2)
         env = build_env(None, TIKTOKEN_ENCODINGS_OFFLINE_MIRROR=mirror.url, TIKTOKEN_ENCODINGS_OFFLINE_ENCODINGS="gpt2")
         env["TIKTOKEN_ENCODINGS_OFFLINE_CACHE_DIR"] = str(tmp_path / "cache")
         cmd = [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q", "-w"]
+        (tmp_path / "cache").mkdir()
+        for blob in MANIFEST.blobs_for(["gpt2"]):  # damaged: each build discards them, maybe all at once
+            (tmp_path / "cache" / blob.cache_name).write_bytes(b"damaged")
         builds = [subprocess.Popen([*cmd, str(tmp_path / f"dist{n}")], env=env) for n in range(3)]
         assert [build.wait(timeout=300) for build in builds] == [0, 0, 0]
     wheels = [next((tmp_path / f"dist{n}").glob("*.whl")).read_bytes() for n in range(3)]
