@@ -187,6 +187,23 @@ def test_a_home_that_cannot_hold_a_cache_still_builds_saying_why_once(files_dir:
     assert blob_members(next((tmp_path / "dist").glob("*.whl"))) == expected_blobs(["r50k_base"])
 
 
+def test_a_read_only_cache_folder_is_skipped_and_the_build_goes_on(files_dir: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    with Mirror(files_dir) as mirror:
+        env = build_env(
+            None, TIKTOKEN_ENCODINGS_OFFLINE_MIRROR=mirror.url, TIKTOKEN_ENCODINGS_OFFLINE_ENCODINGS="r50k_base"
+        )
+        env["TIKTOKEN_ENCODINGS_OFFLINE_CACHE_DIR"] = str(cache)
+        read_only = f'mount --bind "{cache}" "{cache}" && mount -o remount,ro,bind "{cache}" && exec "$@"'
+        pip = [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-v"]
+        result = run(["unshare", "--mount", "sh", "-c", read_only, "ro", *pip, "-w", str(tmp_path / "dist")], env=env)
+    output = result.stdout + result.stderr
+    assert f"build cache skipped: {cache} cannot be written (Read-only file system)" in output
+    assert blob_members(next((tmp_path / "dist").glob("*.whl"))) == expected_blobs(["r50k_base"])
+    assert list(cache.iterdir()) == []
+
+
 def test_concurrent_builds_sharing_one_damaged_cache_give_identical_wheels(files_dir: Path, tmp_path: Path) -> None:
     with Mirror(files_dir) as mirror:
         mirror.throttle(latency=0.2)
