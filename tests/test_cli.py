@@ -105,6 +105,19 @@ def test_a_closed_pipe_ends_quietly(runtime_venv: Path) -> None:
     assert process.wait(timeout=120) != 0 and stderr == ""
 
 
+def test_an_unforeseen_error_is_one_line_not_a_traceback(runtime_venv: Path) -> None:
+    code = (
+        "import hashlib, sys\n"
+        "def broken(*args, **kwargs): raise RuntimeError('the hash library is broken')\n"
+        "hashlib.sha256 = broken\n"
+        "from tiktoken_encodings_offline.__main__ import main\n"
+        "sys.exit(main(sys.argv[1:]))"
+    )
+    result = run(offline([runtime_venv, "-c", code, "list", "--json"]), env=clean_env(), check=False)
+    assert result.returncode == 1 and json.loads(result.stdout)["ok"] is False
+    assert one_line(result) == "list failed unexpectedly (RuntimeError: the hash library is broken)"
+
+
 # --- The host's traps ------------------------------------------------------------------------------
 
 

@@ -94,12 +94,14 @@ def one_line(stderr: str) -> str:
 def test_import_and_tiktoken_carry_on_with_one_notice(damage: str, install: Path, layouts: dict[str, Path]) -> None:
     damaged = DAMAGES[damage](data(install))
     env = clean_env(PYTHONPATH=str(install))
-    imported = run(offline([sys.executable, "-W", "error", "-c", "import tiktoken_encodings_offline"]), env=env)
+    code = "import os, tiktoken_encodings_offline; print(os.environ.get('TIKTOKEN_CACHE_DIR'))"
+    imported = run(offline([sys.executable, "-W", "error", "-c", code]), env=env)
     if damage in SEEN_ON_LOAD_ONLY:
         assert imported.stderr == ""
     else:
         line = one_line(imported.stderr)
         assert line.startswith(NOTICE) and str(damaged) in line and REINSTALL in line
+        assert imported.stdout.strip() == "None"  # no tool is pointed at a damaged folder
 
     # With a cache of the real files, tiktoken loads as plain tiktoken would, with one notice.
     code = (
