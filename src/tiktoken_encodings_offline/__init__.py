@@ -125,7 +125,7 @@ def read_rows(folder: str) -> tuple[list[Row], str | None]:
     rows: list[Row] = []
     for number, line in enumerate(lines[1:-1], start=2):
         fields = line.split("\t")
-        if len(fields) != 5 or not _is_hex(fields[1], 40) or not _is_hex(fields[3], 64) or not fields[4].isdigit():
+        if not _is_row(fields):
             return [], f"{path} is damaged (line {number} is not: encoding, file, url, sha256, size); {FIX}"
         rows.append((fields[0], fields[1], fields[2], fields[3], int(fields[4])))
     if not raw:
@@ -141,6 +141,14 @@ def read_rows(folder: str) -> tuple[list[Row], str | None]:
     else:
         return rows, None
     return [], f"{path} is damaged ({what}); {FIX}"
+
+
+def _is_row(fields: list[str]) -> bool:
+    """Five fields: encoding, a SHA-1 file name, url, a SHA-256, a size in bytes."""
+    if len(fields) != 5:
+        return False
+    size = fields[4]
+    return _is_hex(fields[1], 40) and _is_hex(fields[3], 64) and size.isascii() and size.isdigit()
 
 
 def _is_hex(text: str, length: int) -> bool:
