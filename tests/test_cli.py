@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -243,10 +244,24 @@ def test_doctor_on_an_intact_slim_wheel_is_information(slim_venv: Path) -> None:
     assert report["harmony"] is None and "openai-harmony" not in strict.stdout  # it is not installed
 
 
-def test_doctor_harmony_looks_at_the_two_files_harmony_reads(slim_venv: Path) -> None:
+def test_doctor_harmony_looks_at_the_two_files_harmony_reads(
+    slim_venv: Path, layouts: dict[str, Path], tmp_path: Path
+) -> None:
     run([str(slim_venv), "-m", "pip", "install", "-q", "openai-harmony"], env=clean_env())
     folder = cli(slim_venv, "path").stdout.strip()
     result = cli(slim_venv, "doctor", "--json", env=clean_env(TIKTOKEN_RS_CACHE_DIR=folder))
     report = json.loads(result.stdout)
     assert result.returncode == 1 and report["harmony"]["ready"] is False  # o200k_base is not carried
     assert f"TIKTOKEN_RS_CACHE_DIR={folder} lacks intact copies" in one_line(result)
+
+    # A folder of its own holding both files is ready; with one of them altered, it is not.
+    own = tmp_path / "harmony-cache"
+    own.mkdir()
+    for blob in MANIFEST.blobs_for(["o200k_base", "cl100k_base"]):
+        shutil.copyfile(layouts["cache"] / blob.cache_name, own / blob.cache_name)
+    ready = cli(slim_venv, "doctor", "--json", env=clean_env(TIKTOKEN_RS_CACHE_DIR=str(own)))
+    assert json.loads(ready.stdout)["harmony"]["ready"] is True
+    o200k = own / MANIFEST.blobs_for(["o200k_base"])[0].cache_name
+    o200k.write_bytes(o200k.read_bytes()[:-1] + b"!")
+    altered = cli(slim_venv, "doctor", "--json", env=clean_env(TIKTOKEN_RS_CACHE_DIR=str(own)))
+    assert altered.returncode == 1 and json.loads(altered.stdout)["harmony"]["ready"] is False
