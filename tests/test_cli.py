@@ -164,9 +164,9 @@ def test_without_tiktoken_commands_say_so(full_wheel: Path, tmp_path: Path) -> N
 def test_export_into_a_file_or_under_one_is_a_bad_argument(runtime_venv: Path, tmp_path: Path) -> None:
     file = tmp_path / "file"
     file.write_text("keep")
-    for target in (file, file / "below"):
+    for target, why in ((file, "exists and is not a folder"), (file / "below", "cannot create the folder")):
         result = cli(runtime_venv, "export", str(target))
-        assert result.returncode == 2 and str(target) in one_line(result)
+        assert result.returncode == 2 and str(target) in one_line(result) and why in one_line(result)
         as_json = cli(runtime_venv, "export", str(target), "--json")
         assert as_json.returncode == 2 and json.loads(as_json.stdout)["ok"] is False
     assert file.read_text() == "keep"
