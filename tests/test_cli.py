@@ -193,16 +193,25 @@ def test_export_into_a_read_only_or_full_folder(runtime_venv: Path, tmp_path: Pa
         assert all(name in expected_blobs() for name in left)
 
 
-def test_export_replaces_a_planted_symlink_and_never_writes_through_it(runtime_venv: Path, tmp_path: Path) -> None:
+def test_export_replaces_a_planted_symlink_and_never_writes_through_it(
+    runtime_venv: Path, layouts: dict[str, Path], tmp_path: Path
+) -> None:
     victim = tmp_path / "victim"
     victim.write_text("keep")
     out = tmp_path / "out"
     out.mkdir()
     blob = MANIFEST.blobs_for(["cl100k_base"])[0]
     (out / blob.cache_name).symlink_to(victim)
+    # a link to a correct copy elsewhere is no exported file either: it breaks when that copy goes
+    other = MANIFEST.blobs_for(["o200k_base"])[0]
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copyfile(layouts["cache"] / other.cache_name, elsewhere)
+    (out / other.cache_name).symlink_to(elsewhere)
     assert cli(runtime_venv, "export", str(out)).returncode == 0
     assert victim.read_text() == "keep"
-    assert not (out / blob.cache_name).is_symlink() and sha256(out / blob.cache_name) == blob.sha256
+    for exported in (blob, other):
+        path = out / exported.cache_name
+        assert not path.is_symlink() and sha256(path) == exported.sha256
 
 
 def test_export_checks_each_file_after_writing_it(runtime_venv: Path, tmp_path: Path) -> None:
