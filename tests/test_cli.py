@@ -148,6 +148,19 @@ def test_doctor_names_a_plugin_that_changes_the_cache_variable(runtime_venv: Pat
     assert "to '/elsewhere' while loading" in result.stderr
 
 
+def test_doctor_notes_an_unwritable_default_cache_folder(runtime_venv: Path, tmp_path: Path) -> None:
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    script = (
+        f'mount --bind "{temp}" "{temp}" && mount -o remount,bind,ro "{temp}" && '
+        f'TMPDIR="{temp}" "{runtime_venv}" -m tiktoken_encodings_offline doctor --json'
+    )
+    result = run(["unshare", "--mount", "--net", "sh", "-c", script], env=clean_env(), check=False)
+    report = json.loads(result.stdout)
+    assert result.returncode == 0 and report["ok"] is True  # a note: only downloads suffer
+    assert any(f"default cache folder {temp}/data-gym-cache is not writable" in note for note in report["notes"])
+
+
 def test_without_tiktoken_commands_say_so(full_wheel: Path, tmp_path: Path) -> None:
     python = make_venv(tmp_path / "venv", str(full_wheel), pip_args=("--no-deps",))
     assert run(offline([python, "-c", "import tiktoken_encodings_offline"]), env=clean_env()).stderr == ""

@@ -159,7 +159,7 @@ def _cache_folders(env: dict[str, str | None], problems: list[str], notes: list[
                 "SHA-1 names there; fix: python -m tiktoken_encodings_offline export "
                 f"{value} (without --original-names)"
             )
-    if cache is None:
+    if cache is None or cache == where():  # downloads then go to tiktoken's default folder
         probe = default if os.path.isdir(default) else os.path.dirname(default)
         if not os.access(probe, os.W_OK):
             notes.append(f"tiktoken's default cache folder {default} is not writable: downloads are not kept")
