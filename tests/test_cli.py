@@ -149,10 +149,12 @@ def test_doctor_names_a_plugin_that_changes_the_cache_variable(runtime_venv: Pat
 
 
 def test_doctor_notes_an_unwritable_default_cache_folder(runtime_venv: Path, tmp_path: Path) -> None:
+    # e.g. /tmp/data-gym-cache left by another user: tiktoken cannot keep its downloads there
     temp = tmp_path / "tmp"
-    temp.mkdir()
+    cache = temp / "data-gym-cache"
+    cache.mkdir(parents=True)
     script = (
-        f'mount --bind "{temp}" "{temp}" && mount -o remount,bind,ro "{temp}" && '
+        f'mount --bind "{cache}" "{cache}" && mount -o remount,bind,ro "{cache}" && '
         f'TMPDIR="{temp}" "{runtime_venv}" -m tiktoken_encodings_offline doctor --json'
     )
     result = run(["unshare", "--mount", "--net", "sh", "-c", script], env=clean_env(), check=False)
