@@ -118,3 +118,30 @@ def test_walkthrough_harmony_without_importing_the_package(runtime_venv: Path, t
 def test_every_walkthrough_block_is_exercised(name: str) -> None:
     assert block(name).strip()
     assert README.count("<!-- walkthrough:") == 7  # a new block needs a test above
+
+
+DOCS = ["docs/runtime.md", "docs/benchmarks.md", "docs/releases.md", "docs/development.md"]
+
+
+def test_the_first_screen_and_the_docs_it_links() -> None:
+    setup = re.search(r"```sh\n(.*?)```", README, re.S)
+    assert setup and len(setup.group(1).splitlines()) == 2  # .ci/run executes exactly this block
+    first_screen = README[: README.index("## Walkthrough")]
+    assert "stands in for the upstream host on machines that cannot reach it" in first_screen
+    for doc in DOCS:
+        assert f"]({doc})" in README and (ROOT / doc).is_file(), doc
+    # maintainer material lives in docs/, the user's path in the README
+    assert "## Benchmarks" not in README and "## Versions and releases" not in README
+    for heading in ("## Commands and exit codes", "## Troubleshooting", "### Options", "## Deployment"):
+        assert heading in README
+    assert "\n## Checking a guard\n" in (ROOT / "docs/development.md").read_text()
+
+
+def test_the_damage_notice_shown_is_what_a_damaged_install_prints(full_wheel: Path, tmp_path: Path) -> None:
+    shown = re.search(r"```text\n(tiktoken-encodings-offline: .*?)\n```", README).group(1)  # type: ignore[union-attr]
+    run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(tmp_path), str(full_wheel)])
+    record = tmp_path / "tiktoken_encodings_offline" / "data" / "vendored.tsv"
+    record.write_text(record.read_text()[:-10])
+    env = clean_env(PYTHONPATH=str(tmp_path))
+    printed = run(offline([sys.executable, "-c", "import tiktoken_encodings_offline"]), env=env)
+    assert printed.stderr.strip() == shown.replace(".../", f"{tmp_path}/")

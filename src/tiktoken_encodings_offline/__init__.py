@@ -4,11 +4,13 @@ Nothing to call: tiktoken loads the ``tiktoken_ext`` plugin this package ships b
 its first encoding, and the plugin activates the package. Importing it activates it too:
 
 * ``TIKTOKEN_CACHE_DIR`` (and ``TIKTOKEN_RS_CACHE_DIR``, for openai-harmony) is set to the
-  vendored folder when it is unset, so other tools and child processes find the files;
+  vendored folder when it is unset and the folder is intact, so other tools and child processes
+  find the files;
 * ``tiktoken.load.read_file_cached`` is wrapped to answer from the vendored files, whatever
   ``TIKTOKEN_CACHE_DIR`` says, and to pass every other request on as plain tiktoken would.
 
-``TIKTOKEN_ENCODINGS_OFFLINE_DISABLE=1`` turns all of it off.
+``TIKTOKEN_ENCODINGS_OFFLINE_DISABLE=1`` turns all of it off. A damaged installation never
+raises: tiktoken carries on as without the package, with one line on stderr saying what to fix.
 """
 
 from __future__ import annotations
@@ -20,16 +22,25 @@ TYPE_CHECKING = False  # typing costs more to import than this whole package may
 if TYPE_CHECKING:
     from ._verify import VerifyResult
 
+    Row = tuple[str, str, str, str, int]  # encoding, file, url, sha256, size
+
 __version__ = "0.1.0"
 __all__ = ["activate", "encodings", "verify", "where"]
 
 DISABLE_ENV = "TIKTOKEN_ENCODINGS_OFFLINE_DISABLE"
 STRICT_ENV = "TIKTOKEN_ENCODINGS_OFFLINE_STRICT"
-# openai-harmony asks for these two; point it at the vendored folder only if both are here.
-HARMONY_ENCODINGS = ("o200k_base", "cl100k_base")
+RECORD_NAME = "vendored.tsv"
+RECORD_HEADER = "encoding\tfile\turl\tsha256\tsize"
+FIX = "reinstall the wheel (pip install --force-reinstall --no-deps tiktoken-encodings-offline)"
+# The two files openai-harmony reads (o200k_base's and cl100k_base's), by tiktoken cache name:
+# TIKTOKEN_RS_CACHE_DIR points at the vendored folder only when both are here.
+HARMONY_FILES = ("fb374d419588a4632f3f557e76b4b70aebbca790", "9b5ad71b2ce5302211f9c61530b329a4922fc6a4")
 
 _where: str | None = None
+_where_problem: str | None = None
+_state: tuple[list[Row], str | None, dict[str, str]] | None = None
 _said: set[str] = set()
+_quiet = False  # the command line reports in one line of its own
 
 
 def where() -> str:
@@ -46,10 +57,18 @@ def where() -> str:
 
 def _extracted_data_dir() -> str | None:
     """For loaders with no file system path (a zip): a temporary copy, kept for the process."""
-    if sys.version_info >= (3, 12):
-        from importlib.resources import as_file, files
-    else:  # the stdlib's as_file cannot extract a folder before 3.12
-        from importlib_resources import as_file, files  # type: ignore[import-not-found,unused-ignore]
+    global _where_problem
+    try:
+        if sys.version_info >= (3, 12):
+            from importlib.resources import as_file, files
+        else:  # the stdlib's as_file cannot extract a folder before 3.12
+            from importlib_resources import as_file, files  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        _where_problem = (
+            "installed as a zip, its files need importlib-resources to be read on Python < 3.12; "
+            "fix: pip install importlib-resources"
+        )
+        return None
     import atexit
     import contextlib
 
@@ -57,23 +76,105 @@ def _extracted_data_dir() -> str | None:
         data = files(__name__) / "data"
         if not data.is_dir():
             return None
-    except (ModuleNotFoundError, OSError):
+        stack = contextlib.ExitStack()
+        atexit.register(stack.close)
+        return str(stack.enter_context(as_file(data)))
+    except Exception as error:  # any loader, any failure: the folder is then simply not there
+        _where_problem = f"cannot extract its files from {__file__} ({type(error).__name__}: {error})"
         return None
-    stack = contextlib.ExitStack()
-    atexit.register(stack.close)
-    return str(stack.enter_context(as_file(data)))
+
+
+def installation() -> tuple[list[Row], str | None, dict[str, str]]:
+    """``inspect(where())``, once per process."""
+    global _state
+    if _state is None:
+        rows, problem, unusable = inspect(where())
+        _state = rows, _where_problem or problem, unusable
+    return _state
+
+
+def inspect(folder: str) -> tuple[list[Row], str | None, dict[str, str]]:
+    """The record's rows, what is wrong with the folder (None: nothing found, or a line naming the
+    file and the fix), and each listed file that cannot be used (cache name -> why). Never raises.
+
+    Only what costs a few system calls is checked here: this runs on every import. The runtime
+    checks each file's SHA-256 when it serves it, and that each name is the SHA-1 of its URL.
+    """
+    rows, problem = read_rows(folder)
+    unusable = unusable_files(folder, rows)
+    if problem is None and unusable:
+        problem = "; ".join(f"{os.path.join(folder, name)} {why}" for name, why in unusable.items()) + f"; {FIX}"
+    return rows, problem, unusable
+
+
+def read_rows(folder: str) -> tuple[list[Row], str | None]:
+    """The rows of ``folder``'s record, or none and what is wrong with it (naming the file and the fix)."""
+    path = os.path.join(folder, RECORD_NAME)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        return [], f"{path} is missing; {FIX}"
+    except OSError as error:
+        return [], f"cannot read {path} ({error.strerror or error}); {FIX}"
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = ""
+    lines = text.split("\n")
+    rows: list[Row] = []
+    for number, line in enumerate(lines[1:-1], start=2):
+        fields = line.split("\t")
+        if not _is_row(fields):
+            return [], f"{path} is damaged (line {number} is not: encoding, file, url, sha256, size); {FIX}"
+        rows.append((fields[0], fields[1], fields[2], fields[3], int(fields[4])))
+    if not raw:
+        what = "empty"
+    elif not text:
+        what = "not UTF-8 text"
+    elif lines[0] != RECORD_HEADER:
+        what = "its first line is not the header"
+    elif lines[-1]:
+        what = "truncated: its last line is cut"
+    elif not rows:
+        what = "it lists no file"
+    else:
+        return rows, None
+    return [], f"{path} is damaged ({what}); {FIX}"
+
+
+def _is_row(fields: list[str]) -> bool:
+    """Five fields: encoding, a SHA-1 file name, url, a SHA-256, a size in bytes."""
+    if len(fields) != 5:
+        return False
+    size = fields[4]
+    return _is_hex(fields[1], 40) and _is_hex(fields[3], 64) and size.isascii() and size.isdigit()
+
+
+def _is_hex(text: str, length: int) -> bool:
+    return len(text) == length and all(c in "0123456789abcdef" for c in text)
+
+
+def unusable_files(folder: str, rows: list[Row]) -> dict[str, str]:
+    """Each listed file that is not there with its recorded size (a stat each, no reading)."""
+    unusable = {}
+    for file, size in {row[1]: row[4] for row in rows}.items():
+        try:
+            found = os.stat(os.path.join(folder, file)).st_size
+        except FileNotFoundError:
+            unusable[file] = "is missing"
+            continue
+        except OSError as error:
+            unusable[file] = f"cannot be read ({error.strerror or error})"
+            continue
+        if found != size:
+            unusable[file] = f"is damaged ({found} bytes, {size} expected)"
+    return unusable
 
 
 def encodings() -> list[str]:
-    """The names of the encodings this installation carries."""
-    # The first column of the record (see _manifest.read_record), read without importing
-    # anything: this runs on every import of the package.
-    try:
-        with open(os.path.join(where(), "vendored.tsv"), encoding="utf-8") as f:
-            rows = f.read().splitlines()[1:]
-    except OSError:
-        return []
-    return list(dict.fromkeys(row.split("\t", 1)[0] for row in rows))
+    """The names of the encodings this installation carries (none when its record is damaged)."""
+    return list(dict.fromkeys(row[0] for row in installation()[0]))
 
 
 def verify(load: bool = True) -> VerifyResult:
@@ -94,21 +195,25 @@ def activate() -> None:
     It never raises: a damaged install, or a tiktoken whose reader is not where it used to be,
     leaves tiktoken as it is, with one line on stderr (not a warning: ``-W error`` would raise it).
     """
-    if _env_flag(DISABLE_ENV):
-        return
-    _register_environment()
-    if "tiktoken.load" in sys.modules or "tiktoken" in sys.modules:
-        try:
+    try:
+        if _env_flag(DISABLE_ENV):
+            return
+        rows, problem, _ = installation()
+        if problem:
+            _notice(problem)
+        else:
+            _register_environment(rows)
+        if "tiktoken.load" in sys.modules or "tiktoken" in sys.modules:
             from ._runtime import install
 
             install(where())
-        except Exception as error:
-            _notice(f"not active, tiktoken works as without it ({type(error).__name__}: {error})")
+    except Exception as error:
+        _notice(f"not active, tiktoken works as without it ({type(error).__name__}: {error})")
 
 
 def _notice(message: str) -> None:
     """Say something once per process, on stderr: a warning could become an error under -W error."""
-    if message in _said:
+    if message in _said or _quiet:
         return
     _said.add(message)
     try:  # noqa: SIM105 - contextlib costs import time
@@ -117,14 +222,13 @@ def _notice(message: str) -> None:
         pass
 
 
-def _register_environment() -> None:
-    carried = encodings()
-    if not carried:
-        return
+def _register_environment(rows: list[Row]) -> None:
+    """Point tiktoken's and harmony's cache variables at an intact folder, where they are unset."""
     folder = where()
     if "TIKTOKEN_CACHE_DIR" not in os.environ and "DATA_GYM_CACHE_DIR" not in os.environ:
         os.environ["TIKTOKEN_CACHE_DIR"] = folder
-    if "TIKTOKEN_RS_CACHE_DIR" not in os.environ and set(HARMONY_ENCODINGS) <= set(carried):
+    files = {row[1] for row in rows}
+    if "TIKTOKEN_RS_CACHE_DIR" not in os.environ and files.issuperset(HARMONY_FILES):
         os.environ["TIKTOKEN_RS_CACHE_DIR"] = folder
 
 

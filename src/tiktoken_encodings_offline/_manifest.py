@@ -2,6 +2,8 @@
 
 Standard library only and free of package-relative imports: the build hook and the scripts load
 this file by path (importing the package would activate it), the runtime imports it normally.
+The build writes the record (``record_text``); the runtime reads it without trusting it
+(``tiktoken_encodings_offline.read_rows`` and ``_runtime.read_record``).
 """
 
 from __future__ import annotations
@@ -175,23 +177,3 @@ def record_text(manifest: Manifest, blobs: Sequence[Blob]) -> str:
             blob = manifest.blobs[url]
             rows.append(f"{name}\t{blob.cache_name}\t{blob.url}\t{blob.sha256}\t{blob.size}")
     return "\n".join(rows) + "\n"
-
-
-def read_record(data_dir: str) -> Record | None:
-    """The record of a data folder, or None when the folder holds none."""
-    path = os.path.join(data_dir, RECORD_NAME)
-    try:
-        with open(path, encoding="utf-8") as f:
-            header, *rows = f.read().splitlines()
-    except (FileNotFoundError, NotADirectoryError, ValueError):
-        return None
-    if tuple(header.split("\t")) != RECORD_COLUMNS:
-        raise ValueError(f"{path} is not a record of this version: reinstall tiktoken-encodings-offline")
-    encodings: dict[str, tuple[Blob, ...]] = {}
-    for row in rows:
-        name, file, url, sha256, size = row.split("\t")
-        blob = Blob(url, sha256, int(size))
-        if blob.cache_name != file:
-            raise ValueError(f"{path}: {file} is not the cache name of {url}")
-        encodings[name] = (*encodings.get(name, ()), blob)
-    return Record(encodings)

@@ -15,8 +15,8 @@ import threading
 from collections.abc import Iterator
 from typing import Callable
 
-from . import STRICT_ENV, _env_flag, _notice
-from ._manifest import Blob, Record, load_manifest, read_record
+from . import FIX, RECORD_NAME, STRICT_ENV, _env_flag, _notice, inspect, installation, where
+from ._manifest import Blob, Record, cache_name, load_manifest
 
 _MARKER = "__tiktoken_encodings_offline__"
 _lock = threading.Lock()
@@ -36,8 +36,42 @@ def install(folder: str) -> None:
     with _lock:
         if is_installed():
             return
-        record = read_record(folder) or Record({})
-        tiktoken.load.read_file_cached = _wrap(tiktoken.load.read_file_cached, folder, record)
+        record, problem, damaged = read_record(folder)
+        if problem:
+            _notice(problem)
+        unreadable_record = problem if problem and not damaged and not record.encodings else None
+        wrapped = _wrap(tiktoken.load.read_file_cached, folder, record, damaged, unreadable_record)
+        tiktoken.load.read_file_cached = wrapped
+
+
+def read_record(folder: str) -> tuple[Record, str | None, dict[str, str]]:
+    """What ``folder`` can serve, what is wrong with it, and why each listed URL it cannot serve
+    is not served (URL -> a line naming the file and the fix). Never raises.
+
+    A damaged record, or one with a row whose file is not the SHA-1 of its URL, serves nothing;
+    an encoding with a file that is missing or of the wrong size is left out.
+    """
+    rows, problem, unusable = installation() if folder == where() else inspect(folder)
+    misnamed = misnamed_row(folder, rows)
+    encodings: dict[str, tuple[Blob, ...]] = {}
+    damaged: dict[str, str] = {}
+    for name, file, url, sha256, size in rows:
+        if misnamed:
+            damaged[url] = misnamed
+        elif file in unusable:
+            damaged[url] = f"{os.path.join(folder, file)} {unusable[file]}; {FIX}"
+        encodings[name] = (*encodings.get(name, ()), Blob(url, sha256, size))
+    usable = {name: blobs for name, blobs in encodings.items() if not any(b.url in damaged for b in blobs)}
+    return Record(usable), misnamed or problem, damaged
+
+
+def misnamed_row(folder: str, rows: list[tuple[str, str, str, str, int]]) -> str | None:
+    """The damage a row whose file is not the SHA-1 of its URL does to the whole record."""
+    for number, (_, file, url, _, _) in enumerate(rows, start=2):
+        if cache_name(url) != file:
+            path = os.path.join(folder, RECORD_NAME)
+            return f"{path} is damaged (line {number}: {file} is not the SHA-1 of {url}); {FIX}"
+    return None
 
 
 def is_installed() -> bool:
@@ -62,7 +96,10 @@ def _strict() -> bool:
     return _env_flag(STRICT_ENV)
 
 
-def _wrap(original: ReadFileCached, folder: str, record: Record) -> ReadFileCached:
+def _wrap(
+    original: ReadFileCached, folder: str, record: Record, damaged: dict[str, str], unreadable_record: str | None
+) -> ReadFileCached:
+    """``damaged``: why each listed URL is not served; ``unreadable_record``: why nothing is."""
     served = {blob.url: blob for blob in record.blobs}
 
     @functools.wraps(original)
@@ -72,7 +109,11 @@ def _wrap(original: ReadFileCached, folder: str, record: Record) -> ReadFileCach
             data = _read_verified(folder, blob)
             if data is not None:
                 return data
+            damaged.setdefault(blobpath, f"{os.path.join(folder, blob.cache_name)} is damaged; {FIX}")
         if _strict():
+            why = damaged.get(blobpath, unreadable_record)
+            if why:
+                raise EncodingNotVendoredError(f"strict mode ({STRICT_ENV}) forbids a download: {why}")
             raise EncodingNotVendoredError(_not_vendored_message(blobpath, record))
         if _same_folder(_cache_dir_in_effect(), folder):
             return _read_via_default_cache(blobpath, expected_hash)
@@ -88,10 +129,10 @@ def _read_verified(folder: str, blob: Blob) -> bytes | None:
         with open(path, "rb", buffering=0) as f:
             data = f.read()
     except OSError as error:
-        _notice(f"cannot read {path} ({error}); reinstall tiktoken-encodings-offline")
+        _notice(f"cannot read {path} ({error.strerror or error}); {FIX}")
         return None
     if hashlib.sha256(data).hexdigest() != blob.sha256:
-        _notice(f"{path} is damaged (SHA-256 differs from {blob.sha256}); reinstall tiktoken-encodings-offline")
+        _notice(f"{path} is damaged (its SHA-256 is not {blob.sha256}); {FIX}")
         return None
     return data
 

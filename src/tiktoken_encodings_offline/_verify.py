@@ -6,7 +6,13 @@ import os
 from dataclasses import dataclass, field
 from importlib.metadata import version
 
-from ._manifest import read_record, sha256_file
+from . import inspect
+from ._manifest import sha256_file
+from ._runtime import misnamed_row
+
+TIKTOKEN_MISSING = (
+    "tiktoken is not installed (pip install --no-deps skips it, and this package needs it); fix: pip install tiktoken"
+)
 
 SAMPLE = "hello world 你好 안녕하세요 🙂 def f(x):\n    return x  \t\n"
 
@@ -48,29 +54,36 @@ class VerifyResult:
 
 
 def check_files(folder: str) -> tuple[tuple[FileCheck, ...], str | None]:
-    try:
-        record = read_record(folder)
-    except ValueError as error:
-        return (), str(error)
-    if record is None:
-        return (), f"{folder} holds no vendored files (no {os.path.join(folder, 'vendored.tsv')})"
+    """Each listed file's SHA-256, or what makes the record unusable."""
+    rows, problem, _ = inspect(folder)
+    problem = misnamed_row(folder, rows) or (problem if not rows else None)
+    if problem:
+        return (), problem
     checks = []
-    for blob in record.blobs:
+    for file, url, sha256, size in dict.fromkeys((row[1], row[2], row[3], row[4]) for row in rows):
         try:
-            actual: str | None = sha256_file(os.path.join(folder, blob.cache_name))
+            actual: str | None = sha256_file(os.path.join(folder, file))
         except OSError:
             actual = None
-        checks.append(FileCheck(blob.cache_name, blob.url, blob.size, blob.sha256, actual))
-    return tuple(checks), None
+        checks.append(FileCheck(file, url, size, sha256, actual))
+    return tuple(sorted(checks, key=lambda check: check.url)), None
+
+
+def tiktoken_missing() -> str | None:
+    import importlib.util
+
+    return TIKTOKEN_MISSING if importlib.util.find_spec("tiktoken") is None else None
 
 
 def verify(folder: str, load: bool = True) -> VerifyResult:
     files, problem = check_files(folder)
     if problem or not load:
         return VerifyResult(folder, files, (), problem)
-    record = read_record(folder)
-    assert record is not None
-    return VerifyResult(folder, files, tuple(_load(name, folder) for name in record.encodings))
+    missing = tiktoken_missing()
+    if missing:
+        return VerifyResult(folder, files, (), missing)
+    names = dict.fromkeys(row[0] for row in inspect(folder)[0])
+    return VerifyResult(folder, files, tuple(_load(name, folder) for name in names))
 
 
 def _load(name: str, folder: str) -> EncodingCheck:

@@ -1,0 +1,196 @@
+"""``doctor``: what tiktoken and openai-harmony will read on this host, and what stands in the way.
+
+Problems (exit 1) are what breaks tiktoken offline or hides a damaged install; notes (exit 0) are
+what a user should know, such as encodings a slim wheel leaves out by design.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from typing import Any
+
+from . import DISABLE_ENV, FIX, HARMONY_FILES, STRICT_ENV, _env_flag, installation, where
+from ._verify import check_files, tiktoken_missing
+
+CACHE_VARIABLES = ("TIKTOKEN_CACHE_DIR", "DATA_GYM_CACHE_DIR", "TIKTOKEN_RS_CACHE_DIR")
+UNDERSTOOD = ("", "0", "false", "no", "off", "1", "true", "yes", "on")
+PLAIN_NAMES = ("vocab.bpe", "encoder.json")
+
+
+def doctor() -> tuple[Any, str | None, str]:
+    folder = where()
+    problems: list[str] = []
+    notes: list[str] = []
+    before = {key: os.environ.get(key) for key in CACHE_VARIABLES}
+
+    files, record_problem = check_files(folder)
+    if record_problem:
+        problems.append(record_problem)
+    damaged = [c for c in files if not c.ok]
+    for check in damaged:
+        what = "is missing" if check.actual_sha256 is None else "is damaged (SHA-256 differs)"
+        problems.append(f"{os.path.join(folder, check.file)} {what}; {FIX}")
+    if any(c.actual_sha256 is None for c in damaged):
+        notes.append("openai-harmony deletes a file it finds damaged in TIKTOKEN_RS_CACHE_DIR, the package's folder")
+    intact = {c.url for c in files if c.ok}
+
+    for name in (DISABLE_ENV, STRICT_ENV):
+        raw = os.environ.get(name)
+        if raw is not None and raw.strip().lower() not in UNDERSTOOD:
+            notes.append(f"{name}={raw!r} is not one of 1/0, true/false, yes/no, on/off: it is taken as on")
+    if _env_flag(DISABLE_ENV):
+        problems.append(f"{DISABLE_ENV} is set: the package is off")
+
+    tiktoken_report, coverage = _tiktoken(intact, problems, notes)
+    after = {key: os.environ.get(key) for key in CACHE_VARIABLES}
+    for key in CACHE_VARIABLES:
+        if after[key] != before[key]:
+            problems.append(f"a tiktoken plugin changed {key} from {before[key]!r} to {after[key]!r} while loading")
+    for key in CACHE_VARIABLES:
+        if after[key] and os.path.isfile(after[key] or ""):
+            problems.append(f"{key}={after[key]} is a file, not a folder; unset it or name a folder")
+    _cache_folders(after, problems, notes)
+    harmony = _harmony(after["TIKTOKEN_RS_CACHE_DIR"], problems)
+
+    def origin(key: str) -> str:
+        value = after[key]
+        if value is None:
+            return "unset"
+        return "set by this package" if value == folder else "set by you or another tool"
+
+    report = {
+        "folder": folder,
+        "tiktoken": tiktoken_report,
+        "environment": {key: {"value": value, "origin": origin(key)} for key, value in after.items()},
+        "strict": _env_flag(STRICT_ENV),
+        "coverage": coverage,
+        "harmony": harmony,
+        "problems": problems,
+        "notes": notes,
+    }
+    lines = [f"vendored folder: {folder}"]
+    if tiktoken_report:
+        wrapped = tiktoken_report["reader_wrapped"]
+        reads = "the vendored files first (reader wrapped)" if wrapped else "its cache only (NOT wrapped)"
+        lines.append(f"tiktoken {tiktoken_report['version']}: reads {reads}")
+    lines += [f"  {key}={value!r} ({origin(key)})" for key, value in after.items()]
+    lines += [f"  {name:<14} {state}" for name, state in coverage.items()]
+    if harmony is not None:
+        ready = "reads the vendored files" if harmony["ready"] else "will download on first use"
+        lines.append(f"openai-harmony {harmony['version']}: {ready}")
+    lines += [f"note: {note}" for note in notes]
+    lines += [f"problem: {problem}" for problem in problems] or ["no problems"]
+    summary = None
+    if problems:
+        summary = problems[0] + (f" (and {len(problems) - 1} more: see doctor's report)" if len(problems) > 1 else "")
+    return report, summary, "\n".join(lines)
+
+
+def _tiktoken(intact: set[str], problems: list[str], notes: list[str]) -> tuple[Any, dict[str, str]]:
+    """The installed tiktoken, and for each of its encodings: vendored, not carried, or damaged."""
+    missing = tiktoken_missing()
+    if missing:
+        problems.append(missing)
+        return None, {}
+    from importlib.metadata import version
+
+    import tiktoken
+    import tiktoken.registry
+
+    from ._manifest import record_requests
+    from ._runtime import is_installed
+
+    names = tiktoken.list_encoding_names()  # loads the plugins, ours included
+    constructors = tiktoken.registry.ENCODING_CONSTRUCTORS or {}
+    manifest_hashes = _manifest_hashes()
+    listed = {row[2] for row in installation()[0]}
+    coverage: dict[str, str] = {}
+    for name in names:
+        asked = record_requests(constructors[name])
+        if all(url in intact and sha in (None, manifest_hashes.get(url)) for url, sha in asked.items()):
+            coverage[name] = "vendored"
+        elif any(url in listed and url not in intact for url in asked):
+            coverage[name] = "DAMAGED"
+        else:
+            coverage[name] = "not carried"
+    left_out = [name for name, state in coverage.items() if state == "not carried"]
+    if left_out:
+        then = (
+            f"asking for one raises EncodingNotVendoredError ({STRICT_ENV} is on)"
+            if _env_flag(STRICT_ENV)
+            else "tiktoken downloads one when it is asked for (and fails offline)"
+        )
+        notes.append(f"not carried by this wheel: {', '.join(left_out)}; {then}")
+    wrapped = is_installed()
+    if not wrapped and not _env_flag(DISABLE_ENV):
+        problems.append(
+            "tiktoken's reader is not wrapped: something replaced tiktoken.load.read_file_cached, "
+            "or this tiktoken has none (the files are then read only through TIKTOKEN_CACHE_DIR)"
+        )
+    return {"version": version("tiktoken"), "reader_wrapped": wrapped}, coverage
+
+
+def _manifest_hashes() -> dict[str, str]:
+    from ._manifest import load_manifest
+
+    try:
+        return {url: blob.sha256 for url, blob in load_manifest().blobs.items()}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def _cache_folders(env: dict[str, str | None], problems: list[str], notes: list[str]) -> None:
+    """Files under their upstream names where tiktoken looks for SHA-1 names; an unwritable default."""
+    cache = env["TIKTOKEN_CACHE_DIR"] or env["DATA_GYM_CACHE_DIR"]
+    default = os.path.join(tempfile.gettempdir(), "data-gym-cache")
+    for key, value in (("TIKTOKEN_CACHE_DIR", cache), ("TIKTOKEN_RS_CACHE_DIR", env["TIKTOKEN_RS_CACHE_DIR"])):
+        if not value or not os.path.isdir(value) or value == where():
+            continue
+        try:
+            plain = sorted(n for n in os.listdir(value) if n.endswith(".tiktoken") or n in PLAIN_NAMES)
+        except OSError as error:
+            problems.append(f"{key} folder {value} cannot be listed ({error.strerror or error})")
+            continue
+        if plain:
+            problems.append(
+                f"{value} ({key}) holds {', '.join(plain)} under upstream names, but tiktoken looks for "
+                "SHA-1 names there; fix: python -m tiktoken_encodings_offline export "
+                f"{value} (without --original-names)"
+            )
+    if cache is None or cache == where():  # downloads then go to tiktoken's default folder
+        probe = default if os.path.isdir(default) else os.path.dirname(default)
+        if not os.access(probe, os.W_OK):
+            notes.append(f"tiktoken's default cache folder {default} is not writable: downloads are not kept")
+
+
+def _harmony(rs_dir: str | None, problems: list[str]) -> dict[str, Any] | None:
+    """openai-harmony's view, when it is installed: are both files it reads in its cache folder?"""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        harmony_version = version("openai-harmony")
+    except PackageNotFoundError:
+        return None
+    wanted = _harmony_hashes()
+    ready = bool(rs_dir) and len(wanted) == len(HARMONY_FILES)
+    for name, sha256 in wanted.items():
+        path = os.path.join(rs_dir or "", name)
+        try:
+            with open(path, "rb") as f:
+                ready = ready and hashlib.sha256(f.read()).hexdigest() == sha256
+        except OSError:
+            ready = False
+    if rs_dir and not ready:
+        problems.append(
+            f"TIKTOKEN_RS_CACHE_DIR={rs_dir} lacks intact copies of the o200k_base/cl100k_base files harmony "
+            "reads; fix: unset it (the package then sets it) or export the files there"
+        )
+    return {"version": harmony_version, "ready": ready}
+
+
+def _harmony_hashes() -> dict[str, str]:
+    from ._manifest import cache_name
+
+    return {cache_name(url): sha for url, sha in _manifest_hashes().items() if cache_name(url) in HARMONY_FILES}

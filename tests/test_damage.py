@@ -1,0 +1,167 @@
+"""Issue 12.1/12.2, 16.3/16.4: a damaged install degrades to plain tiktoken with one notice, and
+every command reports the damage (exit 1, one line on stderr, valid JSON), never a traceback.
+
+Each damage is applied to the installed wheel (a ``pip install --target`` copy); everything runs
+in a network namespace with no network.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from helpers import MANIFEST, clean_env, offline, run
+
+CL100K = MANIFEST.blobs_for(["cl100k_base"])[0]
+NOTICE = "tiktoken-encodings-offline: "
+REINSTALL = "pip install --force-reinstall --no-deps tiktoken-encodings-offline"
+
+
+@pytest.fixture(scope="session")
+def pristine_install(full_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    target = tmp_path_factory.mktemp("pristine") / "target"
+    run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(full_wheel)])
+    return target
+
+
+@pytest.fixture
+def install(pristine_install: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "target"
+    shutil.copytree(pristine_install, target)
+    return target
+
+
+def data(install: Path) -> Path:
+    return install / "tiktoken_encodings_offline" / "data"
+
+
+def _rewrite_record(edit: Callable[[str], str | bytes]) -> Callable[[Path], Path]:
+    def damage(folder: Path) -> Path:
+        record = folder / "vendored.tsv"
+        new = edit(record.read_text())
+        record.write_bytes(new if isinstance(new, bytes) else new.encode())
+        return record
+
+    return damage
+
+
+MISNAMED = "0123456789abcdef0123456789abcdef01234567"
+
+
+def _misname(folder: Path) -> Path:
+    """The cl100k row and its file renamed alike: all is there, but the name is not sha1(url)."""
+    (folder / CL100K.cache_name).rename(folder / MISNAMED)
+    return _rewrite_record(lambda text: text.replace(f"\t{CL100K.cache_name}\t", f"\t{MISNAMED}\t"))(folder)
+
+
+def _blob(edit: Callable[[Path], None]) -> Callable[[Path], Path]:
+    def damage(folder: Path) -> Path:
+        path = folder / CL100K.cache_name
+        edit(path)
+        return path
+
+    return damage
+
+
+DAMAGES: dict[str, Callable[[Path], Path]] = {
+    "record missing": lambda folder: (folder / "vendored.tsv").unlink() or folder / "vendored.tsv",  # type: ignore[func-returns-value]
+    "record empty": _rewrite_record(lambda text: ""),
+    "record truncated": _rewrite_record(lambda text: text[: len(text) // 2]),
+    "record undecodable": _rewrite_record(lambda text: b"\xff\xfe" + text.encode()[2:]),
+    "record wrong header": _rewrite_record(lambda text: text.replace("\t", " ", 3)),
+    "record row wrong columns": _rewrite_record(lambda text: text.replace(f"\t{CL100K.size}\n", "\n")),
+    "record row misnamed": _misname,
+    "blob missing": _blob(lambda path: path.unlink()),
+    "blob truncated": _blob(lambda path: path.write_bytes(path.read_bytes()[: CL100K.size // 2])),
+    "blob altered": _blob(lambda path: path.write_bytes(path.read_bytes()[:-1] + b"!")),
+}
+# What the import can see costs a few system calls (record shape, each file's presence and size);
+# the content of a file and each row's SHA-1 name are checked when tiktoken first loads.
+SEEN_ON_LOAD_ONLY = {"record row misnamed", "blob altered"}
+
+
+def one_line(stderr: str) -> str:
+    lines = stderr.splitlines()
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_import_and_tiktoken_carry_on_with_one_notice(damage: str, install: Path, layouts: dict[str, Path]) -> None:
+    damaged = DAMAGES[damage](data(install))
+    env = clean_env(PYTHONPATH=str(install))
+    code = "import os, tiktoken_encodings_offline; print(os.environ.get('TIKTOKEN_CACHE_DIR'))"
+    imported = run(offline([sys.executable, "-W", "error", "-c", code]), env=env)
+    if damage in SEEN_ON_LOAD_ONLY:
+        assert imported.stderr == ""
+    else:
+        line = one_line(imported.stderr)
+        assert line.startswith(NOTICE) and str(damaged) in line and REINSTALL in line
+        assert imported.stdout.strip() == "None"  # no tool is pointed at a damaged folder
+
+    # With a cache of the real files, tiktoken loads as plain tiktoken would, with one notice.
+    code = (
+        "import tiktoken, tiktoken_encodings_offline\nprint(tiktoken.get_encoding('cl100k_base').encode('hello world'))"
+    )
+    cached = clean_env(PYTHONPATH=str(install), TIKTOKEN_CACHE_DIR=str(layouts["cache"]))
+    loaded = run(offline([sys.executable, "-W", "error", "-c", code]), env=cached)
+    assert loaded.stdout.strip() == "[15339, 1917]"
+    line = one_line(loaded.stderr)
+    assert line.startswith(NOTICE) and str(damaged) in line and REINSTALL in line
+    if not damage.startswith("record"):  # the intact files are still served, cache or not
+        other = run(offline([sys.executable, "-c", code.replace("cl100k_base", "o200k_base")]), env=env)
+        assert other.stdout.strip() == "[24912, 2375]"
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_strict_mode_names_the_damage_not_a_missing_encoding(damage: str, install: Path) -> None:
+    damaged = DAMAGES[damage](data(install))
+    env = clean_env(PYTHONPATH=str(install), TIKTOKEN_ENCODINGS_OFFLINE_STRICT="1")
+    code = "import tiktoken; tiktoken.get_encoding('cl100k_base')"
+    result = run(offline([sys.executable, "-c", code]), env=env, check=False)
+    assert result.returncode == 1
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith("tiktoken_encodings_offline._runtime.EncodingNotVendoredError: strict mode")
+    assert str(damaged) in error and ("damaged" in error or "missing" in error) and REINSTALL in error
+    assert "not serve" not in error and "unset" not in error
+
+
+# `path` checks what the import checks: the record's shape and each file's presence and size.
+COMMAND_CASES = [
+    (damage, command)
+    for damage in DAMAGES
+    for command in ("path", "list", "verify", "doctor", "export")
+    if not (command == "path" and damage in SEEN_ON_LOAD_ONLY)
+]
+
+
+@pytest.mark.parametrize(("damage", "command"), COMMAND_CASES)
+def test_every_command_reports_the_damage(damage: str, command: str, install: Path, tmp_path: Path) -> None:
+    damaged = DAMAGES[damage](data(install))
+    args = [command, "--json"] + ([str(tmp_path / "out")] if command == "export" else [])
+    env = clean_env(PYTHONPATH=str(install))
+    result = run(offline([sys.executable, "-m", "tiktoken_encodings_offline", *args]), env=env, check=False)
+    assert result.returncode == 1, result
+    line = one_line(result.stderr)
+    assert str(damaged) in line and REINSTALL in line
+    assert json.loads(result.stdout)["ok"] is False
+    as_text = [args[0], *args[2:]]
+    text = run(offline([sys.executable, "-m", "tiktoken_encodings_offline", *as_text]), env=env, check=False)
+    assert text.returncode == 1 and one_line(text.stderr) == line
+    if command == "export":  # never a damaged file, never a temporary one
+        assert CL100K.cache_name not in [p.name for p in (tmp_path / "out").glob("*")]
+        assert not list((tmp_path / "out").glob(".*"))
+
+
+def test_verify_names_the_misnamed_row(install: Path) -> None:
+    _misname(data(install))
+    env = clean_env(PYTHONPATH=str(install))
+    result = run(offline([sys.executable, "-m", "tiktoken_encodings_offline", "verify"]), env=env, check=False)
+    assert result.returncode == 1
+    row = [n for n, line in enumerate((data(install) / "vendored.tsv").read_text().splitlines(), 1) if "cl100k" in line]
+    assert f"(line {row[0]}: {MISNAMED} is not the SHA-1 of {CL100K.url})" in result.stderr
