@@ -30,6 +30,8 @@ from helpers import (
 CODE_MEMBERS = {
     "tiktoken_encodings_offline/__init__.py",
     "tiktoken_encodings_offline/__main__.py",
+    "tiktoken_encodings_offline/_doctor.py",
+    "tiktoken_encodings_offline/_export.py",
     "tiktoken_encodings_offline/_manifest.py",
     "tiktoken_encodings_offline/_runtime.py",
     "tiktoken_encodings_offline/_verify.py",

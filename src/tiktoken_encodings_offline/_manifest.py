@@ -1,9 +1,8 @@
-"""The manifest: which blobs each tiktoken encoding needs, and the record of what a wheel carries.
+"""The manifest (which blobs each tiktoken encoding needs) and the record of what a wheel carries.
 
-Standard library only and free of package-relative imports: the build hook and the scripts load
-this file by path (importing the package would activate it), the runtime imports it normally.
-The build writes the record (``record_text``); the runtime reads it without trusting it
-(``tiktoken_encodings_offline.read_rows`` and ``_runtime.read_record``).
+The run-time side only: the build has its own model in ``buildtime/`` (it writes the record),
+the runtime reads the record without trusting it (``tiktoken_encodings_offline.read_rows`` and
+``_runtime.read_record``). Both read the one manifest, ``manifest.json``.
 """
 
 from __future__ import annotations
@@ -11,13 +10,11 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import namedtuple
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 UPSTREAM_BASE = "https://openaipublic.blob.core.windows.net/"
 MANIFEST_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "manifest.json")
-DATA_DIR_NAME = "data"
-RECORD_NAME = "vendored.tsv"
 
 
 if TYPE_CHECKING:
@@ -72,28 +69,8 @@ class Manifest(_ManifestFields):
 
     __slots__ = ()
 
-    def blobs_for(self, encoding_names: Iterable[str]) -> list[Blob]:
-        """The distinct blobs the named encodings need, sorted by URL."""
-        urls = {url for name in encoding_names for url in self.encodings[name]}
-        return [self.blobs[url] for url in sorted(urls)]
-
-    def encodings_served_by(self, urls: Iterable[str]) -> list[str]:
-        """Every encoding all of whose blobs are among ``urls``."""
-        available = set(urls)
-        return [name for name, needed in self.encodings.items() if set(needed) <= available]
-
     def encodings_needing(self, url: str) -> list[str]:
         return [name for name, needed in self.encodings.items() if url in needed]
-
-    def to_json(self) -> str:
-        import json
-
-        document = {
-            "generated_from": self.generated_from,
-            "blobs": [blob._asdict() for blob in sorted(self.blobs.values())],
-            "encodings": {name: list(urls) for name, urls in self.encodings.items()},
-        }
-        return json.dumps(document, indent=2) + "\n"
 
 
 def parse_manifest(document: Mapping[str, Any]) -> Manifest:
@@ -155,8 +132,6 @@ def record_requests(constructor: Callable[[], object]) -> dict[str, str | None]:
 # The record: what one wheel carries, written into its data folder by the build hook. It is
 # tab-separated so that the package's import can read it with string methods alone.
 
-RECORD_COLUMNS = ("encoding", "file", "url", "sha256", "size")
-
 
 class Record(_RecordFields):
     """What one data folder carries, read from its vendored.tsv."""
@@ -166,14 +141,3 @@ class Record(_RecordFields):
     @property
     def blobs(self) -> tuple[Blob, ...]:
         return tuple(sorted({blob for blobs in self.encodings.values() for blob in blobs}))
-
-
-def record_text(manifest: Manifest, blobs: Sequence[Blob]) -> str:
-    """The record of a data folder holding ``blobs``: one row per encoding and blob, no paths, no times."""
-    urls = [blob.url for blob in blobs]
-    rows = ["\t".join(RECORD_COLUMNS)]
-    for name in manifest.encodings_served_by(urls):
-        for url in manifest.encodings[name]:
-            blob = manifest.blobs[url]
-            rows.append(f"{name}\t{blob.cache_name}\t{blob.url}\t{blob.sha256}\t{blob.size}")
-    return "\n".join(rows) + "\n"
