@@ -74,15 +74,11 @@ class ActivateOnImport:
             return None
         # Removed first: the look-up below asks every finder again, this one included.
         self._pending.discard(fullname)
-        try:
-            from importlib.util import find_spec
+        from importlib.util import find_spec
 
-            spec = find_spec(fullname)
-        except Exception:
-            return None  # the other finders raise it again, as they would without this one
-        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
-            _activate()  # a loader this cannot follow: the environment now, the plugin later
-            return None
+        spec = find_spec(fullname)  # what Python finds without this finder (an error it raises, they raise)
+        if spec is None or not hasattr(spec.loader, "exec_module"):
+            return None  # not installed, or a loader this cannot follow: as if this finder were not here
         spec.loader = ActivateAfterLoading(spec.loader, self)  # type: ignore[assignment]
         return spec
 

@@ -104,6 +104,41 @@ def test_start_up_imports_nothing_but_the_hook_module(runtime_venv: Path, tmp_pa
     assert without - with_hook == set()
 
 
+def test_the_hook_is_installed_once_and_leaves_once_both_names_are_imported(harmony_venv: Path, tmp_path: Path) -> None:
+    """Both start-up files run (a Python that reads each): still one finder; gone after its last import."""
+    site = site_packages(harmony_venv)
+    code = (
+        "import pkgutil, sys\n"
+        "print(len(sys.meta_path))\n"
+        f"pkgutil.resolve_name({START_MODULE + ':install'!r})()\n"
+        "print(len(sys.meta_path))\n"
+        "import tiktoken\n"
+        "print(len(sys.meta_path))\n"
+        "import openai_harmony\n"
+        "print(len(sys.meta_path))"
+    )
+    counts = [int(n) for n in offline_python(harmony_venv, code, tmp_path).stdout.split()]
+    disabled = {"TIKTOKEN_ENCODINGS_OFFLINE_DISABLE": "1"}
+    plain = int(offline_python(harmony_venv, "import sys; print(len(sys.meta_path))", tmp_path, **disabled).stdout)
+    assert (site / "tiktoken_encodings_offline.pth").is_file()
+    assert counts == [plain + 1, plain + 1, plain + 1, plain]
+
+
+def test_a_missing_module_fails_as_before_and_activates_nothing(full_wheel: Path, tmp_path: Path) -> None:
+    python = make_venv(tmp_path / "venv", str(full_wheel), pip_args=("--no-deps",))  # no tiktoken, no harmony
+    code = (
+        "import os, sys\n"
+        "for name in ('tiktoken', 'openai_harmony'):\n"
+        "    try:\n"
+        "        __import__(name)\n"
+        "    except ModuleNotFoundError as error:\n"
+        "        print(error)\n"
+        "print('tiktoken_encodings_offline' in sys.modules, os.environ.get('TIKTOKEN_CACHE_DIR'))"
+    )
+    out = offline_python(python, code, tmp_path).stdout.splitlines()
+    assert out == ["No module named 'tiktoken'", "No module named 'openai_harmony'", "False None"]
+
+
 def test_the_start_file_names_the_hook_and_it_activates_on_its_own(runtime_venv: Path, tmp_path: Path) -> None:
     """What Python 3.15 does with the .start file (PEP 829), done by hand on this Python: no .pth."""
     site = site_packages(runtime_venv)
