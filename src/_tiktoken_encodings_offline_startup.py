@@ -28,17 +28,14 @@ WATCHED = ("tiktoken", "openai_harmony")
 
 
 def install() -> None:
-    """Put the finder first in ``sys.meta_path``, unless switched off or already there. Never raises."""
-    try:
-        if _disabled() or any(isinstance(finder, ActivateOnImport) for finder in sys.meta_path):
-            return
-        if any(name in sys.modules for name in WATCHED):
-            _activate()
-        pending = {name for name in WATCHED if name not in sys.modules}
-        if pending:
-            sys.meta_path.insert(0, ActivateOnImport(pending))
-    except Exception:  # noqa: S110 - a start-up hook must never stop Python from starting
-        pass
+    """Put the finder first in ``sys.meta_path``, unless switched off or already there."""
+    if _disabled() or any(isinstance(finder, ActivateOnImport) for finder in sys.meta_path):
+        return
+    if any(name in sys.modules for name in WATCHED):
+        _activate()  # installed late (by hand, or by a tool): what is imported already, now
+    pending = {name for name in WATCHED if name not in sys.modules}
+    if pending:
+        sys.meta_path.insert(0, ActivateOnImport(pending))
 
 
 def _disabled() -> bool:

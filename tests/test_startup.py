@@ -139,14 +139,21 @@ def test_a_missing_module_fails_as_before_and_activates_nothing(full_wheel: Path
     assert out == ["No module named 'tiktoken'", "No module named 'openai_harmony'", "False None"]
 
 
-def test_the_start_file_names_the_hook_and_it_activates_on_its_own(runtime_venv: Path, tmp_path: Path) -> None:
-    """What Python 3.15 does with the .start file (PEP 829), done by hand on this Python: no .pth."""
+@pytest.mark.parametrize("imported_first", [False, True], ids=["before-tiktoken", "after-tiktoken"])
+def test_the_start_file_names_the_hook_and_it_activates_on_its_own(
+    runtime_venv: Path, tmp_path: Path, imported_first: bool
+) -> None:
+    """What Python 3.15 does with the .start file (PEP 829), done by hand on this Python: no .pth.
+
+    Also run after tiktoken is imported (as a tool that installs it late would): it activates at once.
+    """
     site = site_packages(runtime_venv)
     entry_point = (site / "tiktoken_encodings_offline.start").read_text(encoding="utf-8").strip()
     assert entry_point == f"{START_MODULE}:install"
     assert (site / "tiktoken_encodings_offline.pth").read_text(encoding="utf-8").startswith(f"import {START_MODULE};")
+    first = "import tiktoken\n" if imported_first else ""
     code = (
-        f"import pkgutil, sys; sys.path.append({str(site)!r})\n"
+        f"import pkgutil, sys; sys.path.append({str(site)!r})\n{first}"
         f"pkgutil.resolve_name({entry_point!r})()\n"
         "import tiktoken, tiktoken_ext.openai_public as p\n"
         "print(tiktoken.Encoding(**p.o200k_base()).encode('hello world'))"
