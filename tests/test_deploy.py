@@ -39,10 +39,10 @@ if __name__ == "__main__":
     main()
 """
 
-# What tiktoken's PRs #509/#529 (or a user's own hook) would add: a hook for the module "tiktoken".
+# What tiktoken's PRs #509/#529 (or a user's own hook) would add: a hook for the module "tiktoken",
+# here one that knows only tiktoken's own plugin. It outranks any other hook for "tiktoken".
 TIKTOKEN_OWN_HOOK = """
-from PyInstaller.utils.hooks import collect_submodules
-hiddenimports = collect_submodules("tiktoken_ext")
+hiddenimports = ["tiktoken_ext.openai_public"]
 """
 
 
