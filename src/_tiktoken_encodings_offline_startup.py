@@ -1,0 +1,111 @@
+"""Start-up hook of tiktoken-encodings-offline: activate the package when tiktoken is imported.
+
+Python calls ``install()`` while it starts, from the wheel's ``tiktoken_encodings_offline.start``
+(PEP 829, Python 3.15 on, which then skips the ``.pth`` import line) or from the one line of
+``tiktoken_encodings_offline.pth`` (earlier Pythons). ``install()`` adds one finder to
+``sys.meta_path`` and imports nothing. That finder answers every import with None after one set
+look-up, except the first import of ``tiktoken`` and of ``openai_harmony``: it lets that module
+load exactly as it would without the finder, then calls ``tiktoken_encodings_offline.activate()``
+(the same call the ``tiktoken_ext`` plugin makes), and leaves ``sys.meta_path`` once both are seen.
+
+This module must not import ``tiktoken_encodings_offline`` at start-up (importing the package
+activates it), so it repeats the name of the switch that turns everything off.
+"""
+
+# No "from __future__ import annotations": that statement imports __future__, which plain
+# start-up does not; the annotations that need it are strings instead.
+import os
+import sys
+
+TYPE_CHECKING = False  # typing is not imported at start-up; this module must not import it either
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from importlib.machinery import ModuleSpec
+    from types import ModuleType
+
+DISABLE_ENV = "TIKTOKEN_ENCODINGS_OFFLINE_DISABLE"  # tiktoken_encodings_offline.DISABLE_ENV
+WATCHED = ("tiktoken", "openai_harmony")
+
+
+def install() -> None:
+    """Put the finder first in ``sys.meta_path``, unless switched off or already there."""
+    if _disabled() or any(isinstance(finder, ActivateOnImport) for finder in sys.meta_path):
+        return
+    if any(name in sys.modules for name in WATCHED):
+        _activate()  # installed late (by hand, or by a tool): what is imported already, now
+    pending = {name for name in WATCHED if name not in sys.modules}
+    if pending:
+        sys.meta_path.insert(0, ActivateOnImport(pending))
+
+
+def _disabled() -> bool:
+    # The package's rule (tiktoken_encodings_offline._env_flag): unset, "", 0, false, no, off are off.
+    return os.environ.get(DISABLE_ENV, "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def _activate() -> None:
+    try:
+        import tiktoken_encodings_offline
+
+        tiktoken_encodings_offline.activate()
+    except Exception as error:
+        try:  # noqa: SIM105 - contextlib is not imported at start-up
+            sys.stderr.write(
+                "tiktoken-encodings-offline: not active, tiktoken works as without it "
+                f"({type(error).__name__}: {error})\n"
+            )
+        except Exception:  # noqa: S110 - stderr itself may be gone; never raise from here
+            pass
+
+
+class ActivateOnImport:
+    """A meta-path finder that finds nothing itself: it only notices the first import of a name."""
+
+    def __init__(self, names: "set[str]") -> None:
+        self._pending = names
+
+    def find_spec(
+        self, fullname: str, path: "Sequence[str] | None" = None, target: "ModuleType | None" = None
+    ) -> "ModuleSpec | None":
+        if fullname not in self._pending:
+            return None
+        # Removed first: the look-up below asks every finder again, this one included.
+        self._pending.discard(fullname)
+        from importlib.util import find_spec
+
+        spec = find_spec(fullname)  # what Python finds without this finder (an error it raises, they raise)
+        if spec is None or not hasattr(spec.loader, "exec_module"):
+            return None  # not installed, or a loader this cannot follow: as if this finder were not here
+        spec.loader = ActivateAfterLoading(spec.loader, self)  # type: ignore[assignment]
+        return spec
+
+    def leave_if_done(self) -> None:
+        if not self._pending:
+            try:  # noqa: SIM105 - contextlib is not imported at start-up
+                sys.meta_path.remove(self)
+            except ValueError:
+                pass
+
+
+class ActivateAfterLoading:
+    """The module's own loader, and ``activate()`` once the module has run."""
+
+    def __init__(self, loader: object, finder: "ActivateOnImport") -> None:
+        self._loader = loader
+        self._finder = finder
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._loader, name)
+
+    def create_module(self, spec: "ModuleSpec") -> "ModuleType | None":
+        create = getattr(self._loader, "create_module", None)
+        return create(spec) if create is not None else None
+
+    def exec_module(self, module: "ModuleType") -> None:
+        # The module runs with its own loader in place, as if this class were not here.
+        module.__loader__ = self._loader  # type: ignore[assignment]
+        if module.__spec__ is not None:
+            module.__spec__.loader = self._loader  # type: ignore[assignment]
+        self._loader.exec_module(module)  # type: ignore[attr-defined]
+        _activate()
+        self._finder.leave_if_done()

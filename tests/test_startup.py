@@ -1,0 +1,260 @@
+"""Issue 13.1-3: the start-up hook activates the package with no import, at the first import of tiktoken.
+
+Every run is offline (a network namespace with no network), with no variable of ours or tiktoken's
+set, and with an empty TMPDIR, so tiktoken's default cache cannot help either.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import PROBE
+from helpers import MANIFEST, clean_env, copy_project, make_venv, offline, run
+
+START_MODULE = "_tiktoken_encodings_offline_startup"
+
+# Calls that load encoding files with no get_encoding before them, so tiktoken never loads its
+# plugins: every constructor of tiktoken_ext.openai_public, and the loaders on every vendored URL.
+DIRECT_CALLS = f"""
+import hashlib, json, sys
+sys.path.insert(0, {str(PROBE.parent)!r})
+from probe_encodings import MIXED_TEXT
+import tiktoken, tiktoken.load, tiktoken_ext.openai_public as public
+
+def digest(ranks):
+    return hashlib.sha256(repr(sorted(ranks.items())).encode()).hexdigest()
+
+blobs = {json.dumps({blob.url: blob.sha256 for blob in MANIFEST.blobs.values()})}
+out = {{"encodings": {{}}, "ranks": {{}}}}
+for name in {sorted(MANIFEST.encodings)!r}:
+    encoding = tiktoken.Encoding(**public.ENCODING_CONSTRUCTORS[name]())
+    out["encodings"][name] = encoding.encode(MIXED_TEXT, allowed_special="all")
+gpt2 = sorted(url for url in blobs if "/gpt-2/" in url)  # encoder.json, vocab.bpe
+for url, sha256 in blobs.items():
+    if url not in gpt2:
+        out["ranks"][url] = digest(tiktoken.load.load_tiktoken_bpe(url, sha256))
+out["ranks"]["gpt-2"] = digest(
+    tiktoken.load.data_gym_to_mergeable_bpe_ranks(gpt2[1], gpt2[0], blobs[gpt2[1]], blobs[gpt2[0]])
+)
+out["activated"] = getattr(tiktoken.load.read_file_cached, "__tiktoken_encodings_offline__", False)
+print(json.dumps(out))
+"""
+
+
+def offline_python(python: Path | str, code: str, tmp_path: Path, *flags: str, check: bool = True, **env: str):  # type: ignore[no-untyped-def]
+    empty_tmp = tmp_path / "empty-tmp"
+    empty_tmp.mkdir(exist_ok=True)
+    return run(offline([python, *flags, "-c", code]), env=clean_env(TMPDIR=str(empty_tmp), **env), check=check)
+
+
+@pytest.fixture(scope="module")
+def direct_reference(layouts: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """The direct calls run by plain tiktoken (no package at all) reading the real files, offline."""
+    result = offline_python(
+        sys.executable, DIRECT_CALLS, tmp_path_factory.mktemp("plain"), TIKTOKEN_CACHE_DIR=str(layouts["cache"])
+    )
+    out: dict[str, object] = json.loads(result.stdout)
+    assert out.pop("activated") is False
+    return out
+
+
+def site_packages(python: Path) -> Path:
+    return Path(run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip())
+
+
+def test_direct_calls_give_the_reference_ids_with_no_import(
+    runtime_venv: Path, direct_reference: dict[str, object], reference: dict[str, object], tmp_path: Path
+) -> None:
+    out = json.loads(offline_python(runtime_venv, DIRECT_CALLS, tmp_path).stdout)
+    assert out.pop("activated") is True
+    assert out == direct_reference
+    assert out["encodings"] == reference["encodings"]
+    assert len(out["ranks"]) == len(MANIFEST.blobs) - 1  # the two GPT-2 files make one table
+
+
+@pytest.mark.parametrize("how", ["disable", "dash-S"])
+def test_disable_and_dash_s_leave_plain_tiktoken(runtime_venv: Path, tmp_path: Path, how: str) -> None:
+    code = (
+        f"import sys; print({START_MODULE!r} in sys.modules, 'tiktoken_encodings_offline' in sys.modules)\n"
+        "import tiktoken, tiktoken_ext.openai_public as p\n"
+        "print('tiktoken_encodings_offline' in sys.modules)\n"
+        "tiktoken.Encoding(**p.cl100k_base())"
+    )
+    if how == "disable":
+        result = offline_python(runtime_venv, code, tmp_path, check=False, TIKTOKEN_ENCODINGS_OFFLINE_DISABLE="1")
+        assert result.stdout.split() == ["True", "False", "False"]  # the .pth line ran and did nothing
+    else:  # no site: no .pth at all; site-packages reached through PYTHONPATH, which reads no .pth
+        site = str(site_packages(runtime_venv))
+        result = offline_python(runtime_venv, code, tmp_path, "-S", check=False, PYTHONPATH=site)
+        assert result.stdout.split() == ["False", "False", "False"]
+    assert result.returncode == 1 and "ConnectionError" in result.stderr  # plain tiktoken, offline
+
+
+def test_start_up_imports_nothing_but_the_hook_module(runtime_venv: Path, tmp_path: Path) -> None:
+    plain = make_venv(tmp_path / "plain")  # the same pip and setuptools, no package of ours
+    code = "import sys, json; print(json.dumps(sorted(sys.modules)))"
+    with_hook = set(json.loads(run([str(runtime_venv), "-c", code], env=clean_env()).stdout))
+    without = set(json.loads(run([str(plain), "-c", code], env=clean_env()).stdout))
+    assert with_hook - without == {START_MODULE}
+    assert without - with_hook == set()
+
+
+def test_the_hook_is_installed_once_and_leaves_once_both_names_are_imported(harmony_venv: Path, tmp_path: Path) -> None:
+    """Both start-up files run (a Python that reads each): still one finder; gone after its last import."""
+    site = site_packages(harmony_venv)
+    code = (
+        "import pkgutil, sys\n"
+        "print(len(sys.meta_path))\n"
+        f"pkgutil.resolve_name({START_MODULE + ':install'!r})()\n"
+        "print(len(sys.meta_path))\n"
+        "import tiktoken\n"
+        "print(len(sys.meta_path))\n"
+        "import openai_harmony\n"
+        "print(len(sys.meta_path))"
+    )
+    counts = [int(n) for n in offline_python(harmony_venv, code, tmp_path).stdout.split()]
+    disabled = {"TIKTOKEN_ENCODINGS_OFFLINE_DISABLE": "1"}
+    plain = int(offline_python(harmony_venv, "import sys; print(len(sys.meta_path))", tmp_path, **disabled).stdout)
+    assert (site / "tiktoken_encodings_offline.pth").is_file()
+    assert counts == [plain + 1, plain + 1, plain + 1, plain]
+
+
+def test_a_missing_module_fails_as_before_and_activates_nothing(full_wheel: Path, tmp_path: Path) -> None:
+    python = make_venv(tmp_path / "venv", str(full_wheel), pip_args=("--no-deps",))  # no tiktoken, no harmony
+    code = (
+        "import os, sys\n"
+        "for name in ('tiktoken', 'openai_harmony'):\n"
+        "    try:\n"
+        "        __import__(name)\n"
+        "    except ModuleNotFoundError as error:\n"
+        "        print(error)\n"
+        "print('tiktoken_encodings_offline' in sys.modules, os.environ.get('TIKTOKEN_CACHE_DIR'))"
+    )
+    out = offline_python(python, code, tmp_path).stdout.splitlines()
+    assert out == ["No module named 'tiktoken'", "No module named 'openai_harmony'", "False None"]
+
+
+@pytest.mark.parametrize("imported_first", [False, True], ids=["before-tiktoken", "after-tiktoken"])
+def test_the_start_file_names_the_hook_and_it_activates_on_its_own(
+    runtime_venv: Path, tmp_path: Path, imported_first: bool
+) -> None:
+    """What Python 3.15 does with the .start file (PEP 829), done by hand on this Python: no .pth.
+
+    Also run after tiktoken is imported (as a tool that installs it late would): it activates at once.
+    """
+    site = site_packages(runtime_venv)
+    entry_point = (site / "tiktoken_encodings_offline.start").read_text(encoding="utf-8").strip()
+    assert entry_point == f"{START_MODULE}:install"
+    assert (site / "tiktoken_encodings_offline.pth").read_text(encoding="utf-8").startswith(f"import {START_MODULE};")
+    first = "import tiktoken\n" if imported_first else ""
+    code = (
+        f"import pkgutil, sys; sys.path.append({str(site)!r})\n{first}"
+        f"pkgutil.resolve_name({entry_point!r})()\n"
+        "import tiktoken, tiktoken_ext.openai_public as p\n"
+        "print(tiktoken.Encoding(**p.o200k_base()).encode('hello world'))"
+    )
+    assert offline_python(runtime_venv, code, tmp_path, "-S").stdout.strip() == "[24912, 2375]"
+
+
+def test_import_hooks_and_loaders_stay_as_they_were(runtime_venv: Path, tmp_path: Path) -> None:
+    """pytest's assertion rewriting still rewrites; tiktoken keeps its own loader and resources."""
+    run([str(runtime_venv), "-m", "pip", "install", "-q", "pytest"], env=clean_env())
+    (tmp_path / "test_in_venv.py").write_text(
+        "import importlib.resources, sys, tiktoken, tiktoken_ext.openai_public as p\n"
+        "def test_loader():\n"
+        "    assert type(tiktoken.__loader__).__name__ == 'SourceFileLoader'\n"
+        "    assert tiktoken.__spec__.loader is tiktoken.__loader__\n"
+        "    assert importlib.resources.files('tiktoken').joinpath('py.typed').is_file()\n"
+        "def test_rewritten():\n"
+        "    assert tiktoken.Encoding(**p.cl100k_base()).encode('hello world') == [1, 2]\n"
+    )
+    result = run(offline([runtime_venv, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)]),
+                 env=clean_env(TMPDIR=str(tmp_path)), check=False)  # fmt: skip
+    assert "1 failed, 1 passed" in result.stdout, result.stdout
+    assert "assert [15339, 1917] == [1, 2]" in result.stdout  # rewritten by pytest, served offline
+
+
+def test_a_broken_package_leaves_tiktoken_working_and_says_so(full_wheel: Path, tmp_path: Path) -> None:
+    """The hook never raises: with the package damaged, start-up and tiktoken go on as without it."""
+    target = tmp_path / "site"
+    run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(full_wheel)])
+    (target / "tiktoken_encodings_offline" / "__init__.py").write_text("raise RuntimeError('damaged on purpose')\n")
+    code = (
+        f"import site; site.addsitedir({str(target)!r}); print('started')\n"
+        "import tiktoken; print(tiktoken.get_encoding.__module__)"
+    )
+    result = offline_python(sys.executable, code, tmp_path)
+    assert result.stdout.split() == ["started", "tiktoken.registry"]
+    assert result.stderr.count("tiktoken-encodings-offline: not active") == 1
+    assert "RuntimeError: damaged on purpose" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_editable_install_activates_with_no_import(
+    files_dir: Path, tmp_path: Path, direct_reference: dict[str, object]
+) -> None:
+    project = copy_project(tmp_path / "project")
+    python = make_venv(tmp_path / "venv", "tiktoken")
+    env = clean_env(TIKTOKEN_ENCODINGS_OFFLINE_SOURCE_DIR=str(files_dir), TIKTOKEN_ENCODINGS_OFFLINE_CACHE_DIR="")
+    run([str(python), "-m", "pip", "install", "-q", "-e", str(project)], env=env)
+    site = site_packages(python)
+    assert sorted(p.name for p in site.glob("*tiktoken_encodings_offline*.pth")) == [
+        "_editable_impl_tiktoken_encodings_offline.pth",  # hatchling's: puts src/ on sys.path
+        "tiktoken_encodings_offline.pth",  # ours, run after it (names sort "_" first)
+    ]
+    out = json.loads(offline_python(python, DIRECT_CALLS, tmp_path).stdout)
+    assert out.pop("activated") is True
+    assert out == direct_reference
+
+
+HARMONY = """
+import json, os
+from openai_harmony import (Conversation, HarmonyEncodingName, Message, Role, SystemContent,
+                            load_harmony_encoding)
+encoding = load_harmony_encoding(HarmonyEncodingName.HARMONY_GPT_OSS)
+conversation = Conversation.from_messages([
+    Message.from_role_and_content(Role.SYSTEM, SystemContent.new()),
+    Message.from_role_and_content(Role.USER, "What is 2 + 2?"),
+])
+tokens = encoding.render_conversation_for_completion(conversation, Role.ASSISTANT)
+reply = encoding.encode("<|channel|>final<|message|>4<|return|>", allowed_special="all")
+parsed = encoding.parse_messages_from_completion_tokens(reply, Role.ASSISTANT)
+print(json.dumps({"tokens": tokens, "text": encoding.decode(tokens),
+                  "parsed": [[m.author.role.value, m.channel, m.content[0].text] for m in parsed]}))
+"""
+
+
+@pytest.fixture(scope="module")
+def harmony_venv(full_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A venv holding only tiktoken, openai-harmony and the wheel."""
+    return make_venv(tmp_path_factory.mktemp("harmony") / "venv", str(full_wheel), "openai-harmony")
+
+
+def test_openai_harmony_renders_and_parses_with_no_import_and_no_variable(
+    harmony_venv: Path, layouts: dict[str, Path], tmp_path: Path
+) -> None:
+    out = json.loads(offline_python(harmony_venv, HARMONY, tmp_path).stdout)
+    assert out["text"].startswith("<|start|>system<|message|>") and "What is 2 + 2?" in out["text"]
+    assert out["parsed"] == [["assistant", "final", "4"]]
+    # The same ids as plain tiktoken's o200k_harmony on the real files.
+    plain = (
+        "import json, sys, tiktoken\n"
+        "text = sys.stdin.read()\n"
+        "print(json.dumps(tiktoken.get_encoding('o200k_harmony').encode(text, allowed_special='all')))"
+    )
+    env = clean_env(TIKTOKEN_CACHE_DIR=str(layouts["cache"]))
+    result = subprocess.run(offline([sys.executable, "-c", plain]), input=out["text"], env=env,
+                            capture_output=True, text=True, check=True, timeout=300)  # fmt: skip
+    assert json.loads(result.stdout) == out["tokens"]
+
+
+@pytest.mark.parametrize("variable", ["TIKTOKEN_RS_CACHE_DIR", "TIKTOKEN_ENCODINGS_BASE"])
+def test_a_variable_the_user_set_for_harmony_wins(harmony_venv: Path, tmp_path: Path, variable: str) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = offline_python(harmony_venv, HARMONY, tmp_path, check=False, **{variable: str(empty)})
+    assert result.returncode == 1 and "HarmonyError" in result.stderr  # harmony looked there, not in the wheel
