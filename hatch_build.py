@@ -58,6 +58,7 @@ def _load_by_path(name: str, path: Path) -> ModuleType:
 
 _manifest = _load_by_path("_tiktoken_encodings_offline_manifest", PACKAGE / "_manifest.py")
 _fetch = _load_by_path("_tiktoken_encodings_offline_fetch", PACKAGE / "_fetch.py")
+_fastpath = _load_by_path("_tiktoken_encodings_offline_fastpath", ROOT / "hatch_fastpath.py")  # issue 15
 
 
 class BuildError(Exception):
@@ -251,6 +252,13 @@ class OfflineEncodingsBuildHook(BuildHookInterface):  # type: ignore[type-arg]
         files = _fetch.fetch_all(blobs, settings, self.workdir / "downloads")
         staging = self.workdir / "data"
         stage(manifest, blobs, files, staging)
+        # issue 15: the pre-parsed ranks, beside the data folder (docs/fastpath.md)
+        fastpath = self.workdir / _fastpath.FOLDER
+        _fastpath.write_derived(manifest, blobs, staging, fastpath)
+        if editable:
+            _replace_dir(fastpath, PACKAGE / _fastpath.FOLDER)
+        else:
+            build_data["force_include"][str(fastpath)] = f"tiktoken_encodings_offline/{_fastpath.FOLDER}"
         if editable:
             _replace_dir(staging, PACKAGE / _manifest.DATA_DIR_NAME)
             self._remove_workdir()

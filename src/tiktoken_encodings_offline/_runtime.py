@@ -38,6 +38,9 @@ def install(folder: str) -> None:
             return
         record = read_record(folder) or Record({})
         tiktoken.load.read_file_cached = _wrap(tiktoken.load.read_file_cached, folder, record)
+        from ._fastpath import install as install_fastpath  # pre-parsed ranks; see docs/fastpath.md
+
+        install_fastpath(record)
 
 
 def is_installed() -> bool:
