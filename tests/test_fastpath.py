@@ -8,8 +8,10 @@ opened (an audit hook sees every ``open``) tells whether the pre-parsed table or
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
+import struct
 import subprocess
 import sys
 import zipfile
@@ -203,11 +205,23 @@ def test_a_damaged_table_is_refused_and_the_blob_serves(
     assert tables_opened(result, "cl100k_base") != []  # the intact table still serves
 
 
-def test_a_table_for_another_blob_version_is_not_used(
-    runtime_venv: Path, target: Path, layouts: dict[str, Path]
+def cl100k_row_with_another_format(text: str) -> str:
+    rows = text.split("\n")
+    return "\n".join(row[: -len("\t1")] + "\t2" if row.startswith(CL100K.url) else row for row in rows)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [lambda text: text.replace(CL100K.sha256, "0" * 64), cl100k_row_with_another_format],
+    ids=["another-blob-version", "another-table-format"],
+)
+def test_a_table_for_another_blob_version_or_format_is_not_used(
+    change: Any, runtime_venv: Path, target: Path, layouts: dict[str, Path]
 ) -> None:
     derived = target / "tiktoken_encodings_offline" / FAST_FOLDER / "derived.tsv"
-    derived.write_text(derived.read_text().replace(CL100K.sha256, "0" * 64))
+    changed = change(derived.read_text())
+    assert changed != derived.read_text()
+    derived.write_text(changed)
     result, stderr = probe(runtime_venv, ["cl100k_base", "r50k_base"], clean_env(PYTHONPATH=str(target)))
     assert stderr == ""
     assert without_opened(result) == tiktoken_own(runtime_venv, layouts["cache"], ["cl100k_base", "r50k_base"])
@@ -230,7 +244,52 @@ def test_an_invalid_record_turns_the_fast_path_off_with_one_notice(
     assert tables_opened(result, "cl100k_base") == []
 
 
+@pytest.mark.parametrize("field", ["count", "runs"])
+def test_a_table_that_does_not_decode_is_refused_even_with_a_matching_hash(
+    field: str, runtime_venv: Path, target: Path, layouts: dict[str, Path]
+) -> None:
+    """As if a build wrote a broken table and recorded its hash: the structure is checked too."""
+    fast_dir = target / "tiktoken_encodings_offline" / FAST_FOLDER
+    derived = fast_dir / "derived.tsv"
+    row = next(r for r in derived.read_text().splitlines() if r.startswith(CL100K.url)).split("\t")
+    data = bytearray((fast_dir / row[2]).read_bytes())
+    if field == "count":
+        data[16:20] = struct.pack("<I", struct.unpack("<I", data[16:20])[0] + 1)  # header: token count
+    else:
+        data[-4:] = struct.pack("<I", struct.unpack("<I", data[-4:])[0] - 1)  # last run's count
+    digest = hashlib.sha256(data).hexdigest()
+    (fast_dir / f"{digest}.ranks").write_bytes(bytes(data))
+    derived.write_text(derived.read_text().replace(f"{row[2]}\t{row[3]}", f"{digest}.ranks\t{digest}"))
+    result, stderr = probe(runtime_venv, ["cl100k_base"], clean_env(PYTHONPATH=str(target)))
+    assert f"{digest}.ranks cannot be read" in stderr and "reinstall" in stderr
+    assert without_opened(result) == tiktoken_own(runtime_venv, layouts["cache"], ["cl100k_base"])
+    assert blobs_opened(result, "cl100k_base") == [CL100K.cache_name]
+
+
 # --- Steps aside for a tiktoken it does not know, or a reader someone replaced ------------------
+
+
+def test_calls_it_does_not_know_go_to_tiktoken(runtime_venv: Path) -> None:
+    vocab, encoder = MANIFEST.encodings["gpt2"]
+    code = (
+        "import os, sys, tiktoken, tiktoken.load\n"
+        "tiktoken.get_encoding('r50k_base')\n"
+        "opened = []\n"
+        "sys.addaudithook(lambda event, args: opened.append(str(args[0])) if event == 'open' else None)\n"
+        f"vocab, encoder = {vocab!r}, {encoder!r}\n"
+        f"hashes = {MANIFEST.blobs[vocab].sha256!r}, {MANIFEST.blobs[encoder].sha256!r}\n"
+        "ranks = tiktoken.load.data_gym_to_mergeable_bpe_ranks(vocab, encoder, *hashes, clobber_one_byte_tokens=True)\n"
+        "files = {os.path.basename(p) for p in opened if p.endswith('.ranks') or '/data/' in p}\n"
+        "print(len(ranks), sorted(files))\n"
+        "try:\n"
+        f"    tiktoken.load.load_tiktoken_bpe({CL100K.url!r}, {CL100K.sha256!r}, validate=True)\n"
+        "except TypeError as error:\n"
+        "    print('TypeError', 'validate' in str(error))"
+    )
+    out = python_offline(runtime_venv, code).stdout.splitlines()
+    # tiktoken's own function read both blobs, and no table
+    assert out[0] == f"50256 {sorted([MANIFEST.blobs[vocab].cache_name, MANIFEST.blobs[encoder].cache_name])}"
+    assert out[1] == "TypeError True"
 
 
 def test_a_loader_with_other_parameters_keeps_tiktokens_path(runtime_venv: Path) -> None:
@@ -341,3 +400,29 @@ def test_tables_do_not_depend_on_the_hash_seed(files_dir: Path, tmp_path: Path) 
         assert all(oct(p.stat().st_mode & 0o777) == "0o644" for p in out.iterdir())
     assert outputs[0] == outputs[1] and len(outputs[0]) == 5
     assert os.path.getsize(tmp_path / "staged" / O200K.cache_name) == O200K.size
+
+
+def build_module() -> Any:
+    spec = importlib.util.spec_from_file_location("hatch_fastpath_under_test", ROOT / "hatch_fastpath.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_build_derives_only_from_the_verified_blob(files_dir: Path, tmp_path: Path) -> None:
+    blob = MANIFEST.blobs_for(["r50k_base"])[0]
+    staged = tmp_path / "staged"
+    staged.mkdir()
+    data = bytearray((files_dir / blob.path).read_bytes())
+    data[100] ^= 0x01
+    (staged / blob.cache_name).write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="r50k_base.tiktoken: the staged file is not the verified blob"):
+        build_module().write_derived(MANIFEST, [blob], staged, tmp_path / "out")
+    assert not (tmp_path / "out" / "derived.tsv").exists()
+
+
+def test_build_refuses_gpt2_files_tiktoken_would_refuse() -> None:
+    vocab = b"#version: 0.2\nh e\n"
+    with pytest.raises(ValueError, match=r"vocab.bpe and encoder.json disagree"):
+        build_module().data_gym_ranks(vocab, json.dumps({"h": 0, "e": 1}).encode())
