@@ -16,7 +16,7 @@ import os
 import struct
 import sys
 from itertools import chain
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable
 
 from . import _env_flag, _notice
 from ._manifest import Record
@@ -44,14 +44,19 @@ SIGNATURES: dict[str, tuple[tuple[tuple[str, ...], tuple[Any, ...]], ...]] = {
     ),
 }
 
-Ranks = dict[bytes, int]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    Ranks = dict[bytes, int]
+    RanksFor = Callable[[tuple[str, ...], tuple[Any, ...]], Ranks | None]
 
 
-class Table(NamedTuple):
-    source_sha256: tuple[str, ...]
-    path: str
-    sha256: str
-    size: int
+class Table:
+    """One pre-parsed table: the SHA-256 of the blob(s) it was made from, and its own."""
+
+    __slots__ = ("path", "sha256", "source_sha256")  # not a NamedTuple: this module loads in the first load
+
+    def __init__(self, source_sha256: tuple[str, ...], path: str, sha256: str) -> None:
+        self.source_sha256, self.path, self.sha256 = source_sha256, path, sha256
 
 
 _state = "not installed: tiktoken has not been imported with this package active"
@@ -84,7 +89,7 @@ def _install(record: Record, folder: str) -> str:
     if not by_source:
         return f"off: no pre-parsed tables in {folder} (a zipped or older installation)"
     reader = tiktoken.load.read_file_cached
-    tables = Tables(by_source, lambda: tiktoken.load.read_file_cached is reader)
+    ranks_for = _ranks_for(by_source, lambda: tiktoken.load.read_file_cached is reader)
     public = sys.modules.get("tiktoken_ext.openai_public")
     done, skipped = [], []
     for name, make in ((LOAD_BPE, _load_bpe), (DATA_GYM, _data_gym)):
@@ -93,7 +98,7 @@ def _install(record: Record, folder: str) -> str:
         if original is None or names is None:
             skipped.append(f"{name} ({'missing' if original is None else 'other parameters'})")
             continue
-        fast = make(original, names, tables)
+        fast = make(original, names, ranks_for)
         setattr(tiktoken.load, name, fast)
         if public is not None and getattr(public, name, None) is original:
             setattr(public, name, fast)
@@ -136,7 +141,7 @@ def read_tables(record: Record, folder: str = FOLDER) -> dict[tuple[str, ...], T
         if len(source) != len(shas):
             raise ValueError(f"{path}: invalid row {row!r}")
         if fields[5] == str(FORMAT_VERSION) and all(carried.get(url) == sha for url, sha in zip(source, shas)):
-            tables[source] = Table(shas, os.path.join(folder, fields[2]), fields[3], int(fields[4]))
+            tables[source] = Table(shas, os.path.join(folder, fields[2]), fields[3])
     return tables
 
 
@@ -147,23 +152,23 @@ def _bind(names: tuple[str, ...], args: tuple[Any, ...], kwargs: dict[str, Any])
     return {**dict(zip(names, args)), **kwargs}
 
 
-class Tables(NamedTuple):
-    by_source: dict[tuple[str, ...], Table]
-    reader_untouched: Callable[[], bool]  # someone who replaced read_file_cached wants it called
-
-    def ranks(self, source: tuple[str, ...], hashes: tuple[Any, ...]) -> Ranks | None:
-        table = self.by_source.get(source)
-        if table is None or hashes != table.source_sha256 or not self.reader_untouched():
+def _ranks_for(by_source: dict[tuple[str, ...], Table], reader_untouched: Callable[[], bool]) -> RanksFor:
+    def ranks_for(source: tuple[str, ...], hashes: tuple[Any, ...]) -> Ranks | None:
+        table = by_source.get(source)
+        # someone who replaced read_file_cached (a test double, a recorder) wants it called
+        if table is None or hashes != table.source_sha256 or not reader_untouched():
             return None
         return load_table(table)
 
+    return ranks_for
 
-def _load_bpe(original: Callable[..., Ranks], names: tuple[str, ...], tables: Tables) -> Any:
+
+def _load_bpe(original: Callable[..., Ranks], names: tuple[str, ...], ranks_for: RanksFor) -> Any:
     @functools.wraps(original)
     def load_tiktoken_bpe(*args: Any, **kwargs: Any) -> Ranks:
         call = _bind(names, args, kwargs)
         if call is not None and "tiktoken_bpe_file" in call:
-            ranks = tables.ranks((call["tiktoken_bpe_file"],), (call.get("expected_hash"),))
+            ranks = ranks_for((call["tiktoken_bpe_file"],), (call.get("expected_hash"),))
             if ranks is not None:
                 return ranks
         return original(*args, **kwargs)
@@ -172,14 +177,14 @@ def _load_bpe(original: Callable[..., Ranks], names: tuple[str, ...], tables: Ta
     return load_tiktoken_bpe
 
 
-def _data_gym(original: Callable[..., Ranks], names: tuple[str, ...], tables: Tables) -> Any:
+def _data_gym(original: Callable[..., Ranks], names: tuple[str, ...], ranks_for: RanksFor) -> Any:
     @functools.wraps(original)
     def data_gym_to_mergeable_bpe_ranks(*args: Any, **kwargs: Any) -> Ranks:
         call = _bind(names, args, kwargs)
         plain = call is not None and call.get("clobber_one_byte_tokens", False) is False
         if call is not None and plain and {"vocab_bpe_file", "encoder_json_file"} <= set(call):
             source = (call["vocab_bpe_file"], call["encoder_json_file"])
-            ranks = tables.ranks(source, (call.get("vocab_bpe_hash"), call.get("encoder_json_hash")))
+            ranks = ranks_for(source, (call.get("vocab_bpe_hash"), call.get("encoder_json_hash")))
             if ranks is not None:
                 return ranks
         return original(*args, **kwargs)
@@ -213,14 +218,12 @@ def decode_table(data: bytes) -> Ranks:
         raise ValueError("not a version-1 ranks table")
     offset = HEADER.size + body_size
     tokens = data[HEADER.size : offset].split(bytes([separator])) if count else []
-    if len(tokens) != count:
-        raise ValueError(f"{len(tokens)} tokens, expected {count}")
     for _ in range(exceptions):
         index, size = struct.unpack_from("<2I", data, offset)
         tokens[index] = data[offset + 8 : offset + 8 + size]
         offset += 8 + size
     pairs = struct.unpack_from(f"<{2 * runs}I", data, offset)
-    if offset + 8 * runs != len(data) or sum(pairs[1::2]) != count:
-        raise ValueError("the ranks do not cover the tokens")
+    if len(tokens) != count or sum(pairs[1::2]) != count or offset + 8 * runs != len(data):
+        raise ValueError(f"its {len(tokens)} tokens, {sum(pairs[1::2])} ranks and header ({count}) disagree")
     runs_of_ranks = (range(first, first + size) for first, size in zip(pairs[::2], pairs[1::2]))
     return dict(zip(tokens, range(count) if pairs == (0, count) else chain.from_iterable(runs_of_ranks)))
