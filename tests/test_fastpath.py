@@ -147,13 +147,11 @@ def test_each_call_returns_a_fresh_dict(runtime_venv: Path, layouts: dict[str, P
         "first.clear(); first[b'\\xffnot a token'] = 0\n"
         "second = tiktoken.load.load_tiktoken_bpe(url, sha)\n"
         "print(second is first, len(second), b'\\xffnot a token' in second)\n"
-        "print(hashlib.sha256(repr(list(second.items())).encode()).hexdigest())\n"
-        "enc = tiktoken.get_encoding('o200k_base'); print(enc.encode('hello world'))"
+        "print(hashlib.sha256(repr(list(second.items())).encode()).hexdigest())"
     )
     lines = python_offline(runtime_venv, code).stdout.splitlines()
     assert lines[0] == "False 199998 False"
     assert lines[1] == tiktoken_own(runtime_venv, layouts["cache"], ["o200k_base"])["encodings"]["o200k_base"]["ranks"]
-    assert lines[2] == "[24912, 2375]"
 
 
 # --- Served only what was verified ---------------------------------------------------------------
@@ -244,6 +242,18 @@ def test_an_invalid_record_turns_the_fast_path_off_with_one_notice(
     assert tables_opened(result, "cl100k_base") == []
 
 
+def test_only_blobs_the_record_carries_are_served(runtime_venv: Path, target: Path, layouts: dict[str, Path]) -> None:
+    """A record without cl100k_base (as in a slim wheel) while a table for it is still there."""
+    record = target / "tiktoken_encodings_offline" / "data" / "vendored.tsv"
+    record.write_text("".join(row for row in record.read_text().splitlines(True) if CL100K.url not in row))
+    env = clean_env(PYTHONPATH=str(target), TIKTOKEN_CACHE_DIR=str(layouts["cache"]))
+    result, stderr = probe(runtime_venv, ["cl100k_base", "r50k_base"], env)
+    assert stderr == ""
+    assert without_opened(result) == tiktoken_own(runtime_venv, layouts["cache"], ["cl100k_base", "r50k_base"])
+    assert result["encodings"]["cl100k_base"]["opened"] == []  # read from the user's cache, by tiktoken
+    assert tables_opened(result, "r50k_base") != []
+
+
 @pytest.mark.parametrize("field", ["count", "runs"])
 def test_a_table_that_does_not_decode_is_refused_even_with_a_matching_hash(
     field: str, runtime_venv: Path, target: Path, layouts: dict[str, Path]
@@ -284,7 +294,9 @@ def test_calls_it_does_not_know_go_to_tiktoken(runtime_venv: Path) -> None:
         "try:\n"
         f"    tiktoken.load.load_tiktoken_bpe({CL100K.url!r}, {CL100K.sha256!r}, validate=True)\n"
         "except TypeError as error:\n"
-        "    print('TypeError', 'validate' in str(error))"
+        "    print('TypeError', 'validate' in str(error))\n"
+        "else:\n"
+        "    print('served although tiktoken would refuse the call')"
     )
     out = python_offline(runtime_venv, code).stdout.splitlines()
     # tiktoken's own function read both blobs, and no table
@@ -292,12 +304,13 @@ def test_calls_it_does_not_know_go_to_tiktoken(runtime_venv: Path) -> None:
     assert out[1] == "TypeError True"
 
 
-def test_a_loader_with_other_parameters_keeps_tiktokens_path(runtime_venv: Path) -> None:
+@pytest.mark.parametrize("extra", ["validate=True", "*, validate=True"], ids=["positional", "keyword-only"])
+def test_a_loader_with_other_parameters_keeps_tiktokens_path(extra: str, runtime_venv: Path) -> None:
     code = (
         "import sys, tiktoken, tiktoken.load\n"
         "original = tiktoken.load.load_tiktoken_bpe\n"
         "calls = []\n"
-        "def load_tiktoken_bpe(tiktoken_bpe_file, expected_hash=None, *, validate=True):\n"
+        f"def load_tiktoken_bpe(tiktoken_bpe_file, expected_hash=None, {extra}):\n"
         "    calls.append(tiktoken_bpe_file)\n"
         "    return original(tiktoken_bpe_file, expected_hash)\n"
         "tiktoken.load.load_tiktoken_bpe = load_tiktoken_bpe\n"
