@@ -208,6 +208,22 @@ def cl100k_row_with_another_format(text: str) -> str:
     return "\n".join(row[: -len("\t1")] + "\t2" if row.startswith(CL100K.url) else row for row in rows)
 
 
+def test_a_damaged_blob_behind_an_intact_table_is_reported_by_verify(
+    runtime_venv: Path, target: Path, layouts: dict[str, Path]
+) -> None:
+    """The table was verified on its own: tiktoken gets its exact ranks; verify names the blob."""
+    blob = target / "tiktoken_encodings_offline" / "data" / CL100K.cache_name
+    blob.write_bytes(blob.read_bytes()[:-1] + b"!")
+    env = clean_env(PYTHONPATH=str(target))
+    result, stderr = probe(runtime_venv, ["cl100k_base"], env)
+    assert stderr == "" and tables_opened(result, "cl100k_base") != []
+    assert without_opened(result) == tiktoken_own(runtime_venv, layouts["cache"], ["cl100k_base"])
+    verify = run(offline([runtime_venv, "-m", "tiktoken_encodings_offline", "verify", "--json"]), env=env, check=False)
+    assert verify.returncode == 1
+    damaged = [f["file"] for f in json.loads(verify.stdout)["files"] if f["actual_sha256"] != f["expected_sha256"]]
+    assert damaged == [CL100K.cache_name]
+
+
 @pytest.mark.parametrize(
     "change",
     [lambda text: text.replace(CL100K.sha256, "0" * 64), cl100k_row_with_another_format],
