@@ -155,7 +155,7 @@ class Bench:
         self.build(env, self.work / "slim")
         with zipfile.ZipFile(next((self.work / "slim").glob("*.whl"))) as archive:
             folders = ("tiktoken_encodings_offline/data/", "tiktoken_encodings_offline/fastpath/")
-            data = [name for name in archive.namelist() if name.startswith(folders)]
+            data = [name for name in archive.namelist() if name.startswith(folders) and not name.endswith("/")]
         expected = {blob.cache_name for blob in MANIFEST.blobs_for(["gpt2"])} | {"vendored.tsv", "derived.tsv"}
         names = [name.rsplit("/", 1)[1] for name in data]
         tables = [name for name in names if name.endswith(".ranks")]
