@@ -376,7 +376,8 @@ def test_the_switch_turns_it_off(runtime_venv: Path) -> None:
 def fast_members(wheel: Path) -> dict[str, bytes]:
     prefix = f"tiktoken_encodings_offline/{FAST_FOLDER}/"
     with zipfile.ZipFile(wheel) as archive:
-        return {n[len(prefix) :]: archive.read(n) for n in archive.namelist() if n.startswith(prefix)}
+        files = [n for n in archive.namelist() if n.startswith(prefix) and not n.endswith("/")]  # no folder entries
+        return {n[len(prefix) :]: archive.read(n) for n in files}
 
 
 def record_rows(members: dict[str, bytes]) -> list[list[str]]:
