@@ -88,8 +88,7 @@ def _install(record: Record, folder: str) -> str:
     by_source = read_tables(record, folder)
     if not by_source:
         return f"off: no pre-parsed tables in {folder} (a zipped or older installation)"
-    reader = tiktoken.load.read_file_cached
-    ranks_for = _ranks_for(by_source, lambda: tiktoken.load.read_file_cached is reader)
+    ranks_for = _ranks_for(by_source, tiktoken.load, tiktoken.load.read_file_cached)
     public = sys.modules.get("tiktoken_ext.openai_public")
     done, skipped = [], []
     for name, make in ((LOAD_BPE, _load_bpe), (DATA_GYM, _data_gym)):
@@ -152,12 +151,16 @@ def _bind(names: tuple[str, ...], args: tuple[Any, ...], kwargs: dict[str, Any])
     return {**dict(zip(names, args)), **kwargs}
 
 
-def _ranks_for(by_source: dict[tuple[str, ...], Table], reader_untouched: Callable[[], bool]) -> RanksFor:
+def _ranks_for(by_source: dict[tuple[str, ...], Table], load: Any, reader: Callable[..., bytes]) -> RanksFor:
     def ranks_for(source: tuple[str, ...], hashes: tuple[Any, ...]) -> Ranks | None:
         table = by_source.get(source)
         # someone who replaced read_file_cached (a test double, a recorder) wants it called
-        if table is None or hashes != table.source_sha256 or not reader_untouched():
+        if table is None or hashes != table.source_sha256 or load.read_file_cached is not reader:
             return None
+        for url, sha256 in zip(source, hashes):
+            # What tiktoken's loader reads first, through the same checks: a damaged blob gives the
+            # same notice, strict-mode error or fall-back; bytes that come back have the table's source hash.
+            reader(url, sha256)
         return load_table(table)
 
     return ranks_for
