@@ -25,6 +25,7 @@ from hatchling.metadata.plugin.interface import MetadataHookInterface
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "buildtime"))
 
+from tiktoken_encodings_offline_build import fastpath  # noqa: E402
 from tiktoken_encodings_offline_build.fetch import FetchError, FetchSettings, fetch_all  # noqa: E402
 from tiktoken_encodings_offline_build.files import DamagedFile, copy_verified, write_file  # noqa: E402
 from tiktoken_encodings_offline_build.manifest import (  # noqa: E402
@@ -179,6 +180,12 @@ class OfflineEncodingsBuildHook(BuildHookInterface):  # type: ignore[type-arg]
             raise
         staging = self.workdir / "data"
         stage(manifest, blobs, files, staging)
+        tables = self.workdir / fastpath.FOLDER  # the pre-parsed ranks (docs/fastpath.md)
+        fastpath.write_derived(manifest, blobs, staging, tables)
+        if editable:
+            _replace_dir(tables, PACKAGE_SRC / fastpath.FOLDER)
+        else:
+            build_data["force_include"][str(tables)] = f"tiktoken_encodings_offline/{fastpath.FOLDER}"
         if editable:
             _replace_dir(staging, PACKAGE_SRC / DATA_DIR_NAME)
             self._remove_workdir()

@@ -15,6 +15,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,6 +35,11 @@ PER_CONNECTION = 1e6  # bytes/s for each connection (server-bound)
 BLOBS = sorted(MANIFEST.blobs.values())
 TOTAL = sum(blob.size for blob in BLOBS)
 LARGEST = max(blob.size for blob in BLOBS)
+# Issue 15: the first load with the wheel's pre-parsed ranks, as a share of plain tiktoken's warm cache.
+FIRST_LOAD_GOALS = {
+    f"get_encoding({name})": goal
+    for name, goal in [("gpt2", 0.40), ("r50k_base", 0.75), ("p50k_base", 0.75), ("p50k_edit", 0.75)]
+}  # fmt: skip - the others: 0.70
 
 
 class Bench:
@@ -134,13 +140,27 @@ class Bench:
 
     def wheel_size(self, wheel: Path) -> None:
         with zipfile.ZipFile(wheel) as archive:
-            gzipped = sum(
-                len(gzip.compress(archive.read(f"tiktoken_encodings_offline/data/{blob.cache_name}"), 9))
-                for blob in BLOBS
-            )
-        ratio = wheel.stat().st_size / gzipped
-        shown = f"{wheel.stat().st_size / 1e6:.2f} / {gzipped / 1e6:.2f} MB = {ratio:.3f}"
-        self.row("full wheel size / sum of gzip -9 sizes of its blobs", ratio, shown, "<= 1.02", ratio <= 1.02)
+            gzipped = sum(len(gzip.compress(archive.read(name), 9)) for name in archive.namelist())
+        size = wheel.stat().st_size
+        self.row("full wheel size", size, f"{size / 1e6:.2f} MB", "<= 6.5 MB", size <= 6.5e6)
+        ratio = size / gzipped
+        shown = f"{size / 1e6:.2f} / {gzipped / 1e6:.2f} MB = {ratio:.3f}"
+        self.row("full wheel / sum of gzip -9 sizes of everything it carries", ratio, shown, "<= 1.02", ratio <= 1.02)
+
+    def slim_wheel(self) -> None:
+        """A gpt2-only wheel carries gpt2's blobs and one pre-parsed table, nothing of the others."""
+        env = clean_env(TIKTOKEN_ENCODINGS_OFFLINE_SOURCE_DIR=str(self.files), TIKTOKEN_ENCODINGS_OFFLINE_CACHE_DIR="",
+                        TIKTOKEN_ENCODINGS_OFFLINE_ENCODINGS="gpt2")  # fmt: skip
+        self.build(env, self.work / "slim")
+        with zipfile.ZipFile(next((self.work / "slim").glob("*.whl"))) as archive:
+            folders = ("tiktoken_encodings_offline/data/", "tiktoken_encodings_offline/fastpath/")
+            data = [name for name in archive.namelist() if name.startswith(folders) and not name.endswith("/")]
+        expected = {blob.cache_name for blob in MANIFEST.blobs_for(["gpt2"])} | {"vendored.tsv", "derived.tsv"}
+        names = [name.rsplit("/", 1)[1] for name in data]
+        tables = [name for name in names if name.endswith(".ranks")]
+        ok = set(names) - set(tables) == expected and len(tables) == 1 and len(names) == 5
+        self.row("slim gpt2 wheel: data files carried", len(data), f"{len(data)} (2 blobs, 1 table, 2 records)",
+                 "only gpt2's", ok)  # fmt: skip
 
     # Run time
 
@@ -165,10 +185,30 @@ class Bench:
         best = min(float(ms) for ms, _ in runs)
         imported = any(flag == "True" for _, flag in runs)
         self.row("import tiktoken_encodings_offline (fresh interpreter, best)", best,
-                 f"{best:.2f} ms, tiktoken {'imported' if imported else 'not imported'}", "< 5 ms",
-                 best < 5 and not imported)  # fmt: skip
+                 f"{best:.2f} ms, tiktoken {'imported' if imported else 'not imported'}", "< 1 ms",
+                 best < 1 and not imported)  # fmt: skip
 
     def first_load(self, target: Path) -> None:
+        """import tiktoken + the first get_encoding, CPU time, fresh processes, every encoding interleaved."""
+        from_wheel, plain = self.sides(target)
+        loads = {f"get_encoding({name})": f"tiktoken.get_encoding({name!r})" for name in MANIFEST.encodings}
+        loads['encoding_for_model("gpt-4o")'] = "tiktoken.encoding_for_model('gpt-4o')"
+        times: dict[str, tuple[list[float], list[float]]] = {what: ([], []) for what in loads}
+        for _ in range(self.repeat):  # interleaved, so drift hits every row and both sides alike
+            for what, call in loads.items():
+                code = f"import time\nt = time.process_time()\nimport tiktoken\n{call}\nprint(time.process_time() - t)"
+                times[what][0].append(float(self.python(code, from_wheel)))
+                times[what][1].append(float(self.python(code, plain)))
+        for what, (wheel_times, plain_times) in times.items():
+            goal = FIRST_LOAD_GOALS.get(what, 0.70)
+            ratio = min(wheel_times) / min(plain_times)
+            median = statistics.median(wheel_times) / statistics.median(plain_times)
+            self.row(f"import tiktoken + {what}: wheel / warm cache, CPU, best", ratio,
+                     f"{min(wheel_times) * 1e3:.0f} / {min(plain_times) * 1e3:.0f} ms = {ratio:.3f} "
+                     f"(median {median:.2f})", f"<= {goal:.2f}", ratio <= goal)  # fmt: skip
+
+    def sides(self, target: Path) -> tuple[dict[str, str], dict[str, str]]:
+        """The environments of a process using the wheel, and of plain tiktoken with its warm cache."""
         warm = self.work / "tiktoken-warm-cache"
         warm.mkdir(exist_ok=True)
         for blob in BLOBS:
@@ -180,19 +220,20 @@ class Bench:
         empty = self.work / "empty-path-entry"
         empty.mkdir(exist_ok=True)
         plain = clean_env(TIKTOKEN_CACHE_DIR=str(warm), PYTHONPATH=str(empty), PYTHONHASHSEED="0")
-        for name in MANIFEST.encodings:
-            code = (
-                "import time, tiktoken\n"
-                f"t = time.process_time(); tiktoken.get_encoding({name!r}); print(time.process_time() - t)"
-            )
-            wheel_times, plain_times = [], []
-            for _ in range(self.repeat):  # interleaved, so drift hits both sides alike
-                wheel_times.append(float(self.python(code, from_wheel)))
-                plain_times.append(float(self.python(code, plain)))
-            ratio = min(wheel_times) / min(plain_times)
-            self.row(f"first get_encoding({name}): wheel / warm tiktoken cache, CPU", ratio,
-                     f"{min(wheel_times) * 1e3:.0f} / {min(plain_times) * 1e3:.0f} ms = {ratio:.3f}",
-                     "<= 1.05", ratio <= 1.05)  # fmt: skip
+        return from_wheel, plain
+
+    def peak_memory(self, target: Path) -> None:
+        from_wheel, plain = self.sides(target)
+        code = (
+            "import resource, tiktoken\ntiktoken.get_encoding('o200k_base')\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"  # KiB on Linux
+        )
+        runs = [(int(self.python(code, from_wheel)), int(self.python(code, plain))) for _ in range(5)]
+        wheel_kib = statistics.median(r[0] for r in runs)
+        plain_kib = statistics.median(r[1] for r in runs)
+        self.row("peak RSS loading o200k_base: wheel vs plain tiktoken (median)", wheel_kib - plain_kib,
+                 f"{wheel_kib / 1024:.1f} vs {plain_kib / 1024:.1f} MiB", "<= plain + 1 MiB",
+                 wheel_kib <= plain_kib + 1024)  # fmt: skip
 
     def overhead(self, target: Path) -> None:
         """The same cost, taken apart in-process (stable where two ~85 ms totals are not)."""
@@ -214,8 +255,8 @@ class Bench:
         runs = [[float(x) for x in self.python(code, env).split()] for _ in range(self.repeat)]
         activation = min(r[0] for r in runs)
         serve, plain = min(r[1] for r in runs), min(r[2] for r in runs)
-        self.row("activation in tiktoken's first load (import, wrap), in-process", activation,
-                 f"{activation:.2f} ms", "shown", None)  # fmt: skip
+        self.row("activation in tiktoken's first load (import, wrap, fast path), in-process", activation,
+                 f"{activation:.2f} ms", "~1 ms: <= 1.25", activation <= 1.25)  # fmt: skip
         self.row("serve o200k_base from the wheel / tiktoken's warm cache read", serve / plain,
                  f"{serve:.2f} / {plain:.2f} ms = {serve / plain:.3f}", "shown", None)  # fmt: skip
 
@@ -324,10 +365,12 @@ def main() -> int:
             step()
         wheel = bench.builds()
         bench.wheel_size(wheel)
+        bench.slim_wheel()
         target = bench.install(wheel)
         startup_rows(bench, wheel)
         bench.import_time(target)
         bench.first_load(target)
+        bench.peak_memory(target)
         bench.overhead(target)
         bench.eight_processes(target)
     elapsed = time.monotonic() - started

@@ -32,6 +32,7 @@ CODE_MEMBERS = {
     "tiktoken_encodings_offline/__main__.py",
     "tiktoken_encodings_offline/_doctor.py",
     "tiktoken_encodings_offline/_export.py",
+    "tiktoken_encodings_offline/_fastpath.py",
     "tiktoken_encodings_offline/_manifest.py",
     "tiktoken_encodings_offline/_runtime.py",
     "tiktoken_encodings_offline/_verify.py",
@@ -62,7 +63,8 @@ def test_full_wheel_carries_the_six_published_blobs_under_sha1_names(full_wheel:
     assert full_wheel.name == "tiktoken_encodings_offline-0.1.0-py3-none-any.whl"
     assert blob_members(full_wheel) == published_sums(files_dir)
     members = set(wheel_members(full_wheel))
-    package_members = {m for m in members if ".dist-info/" not in m}
+    # The pre-parsed tables under fastpath/ are checked by tests/test_fastpath.py.
+    package_members = {m for m in members if ".dist-info/" not in m and "/fastpath/" not in m}
     data = {f"tiktoken_encodings_offline/data/{name}" for name in published_sums(files_dir)}
     assert package_members == CODE_MEMBERS | data | {"tiktoken_encodings_offline/data/vendored.tsv"}
     assert "tiktoken_ext/__init__.py" not in members

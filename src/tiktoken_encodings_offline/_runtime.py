@@ -42,6 +42,9 @@ def install(folder: str) -> None:
         unreadable_record = problem if problem and not damaged and not record.encodings else None
         wrapped = _wrap(tiktoken.load.read_file_cached, folder, record, damaged, unreadable_record)
         tiktoken.load.read_file_cached = wrapped
+        from ._fastpath import install as install_fastpath  # pre-parsed ranks; see docs/fastpath.md
+
+        install_fastpath(record)
 
 
 def read_record(folder: str) -> tuple[Record, str | None, dict[str, str]]:

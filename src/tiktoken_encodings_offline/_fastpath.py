@@ -1,0 +1,233 @@
+"""The fast path: hand tiktoken the mergeable ranks pre-parsed at build time, not re-parse its files.
+
+``install`` replaces ``tiktoken.load.load_tiktoken_bpe`` and ``data_gym_to_mergeable_bpe_ranks``
+(and ``tiktoken_ext.openai_public``'s by-name copies, while they are still tiktoken's) with
+functions that answer only a call for the exact URL(s) this installation carries, with the
+manifest's ``expected_hash``, from a table whose SHA-256 matches the record ``fastpath/derived.tsv``.
+Every other call, and any failure, goes to tiktoken's own function. A tiktoken whose functions
+have other parameters keeps them. The table format is described in the build's
+buildtime/tiktoken_encodings_offline_build/fastpath.py.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import struct
+import sys
+from itertools import chain
+from typing import Any, Callable
+
+from . import _env_flag, _notice
+from ._manifest import Record
+
+OFF_ENV = "TIKTOKEN_ENCODINGS_OFFLINE_NO_FASTPATH"
+FOLDER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fastpath")
+RECORD_NAME = "derived.tsv"
+RECORD_COLUMNS = ("source", "source_sha256", "file", "sha256", "size", "format")
+FORMAT_VERSION = 1
+MAGIC = b"TEOranks"
+HEADER = struct.Struct("<8s6I")
+_MARKER = "__tiktoken_encodings_offline_fastpath__"
+
+# tiktoken's parameters, 0.7.0 to 0.14.0: (names, defaults) each version may have
+LOAD_BPE = "load_tiktoken_bpe"
+DATA_GYM = "data_gym_to_mergeable_bpe_ranks"
+SIGNATURES: dict[str, tuple[tuple[tuple[str, ...], tuple[Any, ...]], ...]] = {
+    LOAD_BPE: ((("tiktoken_bpe_file", "expected_hash"), (None,)),),
+    DATA_GYM: (
+        (("vocab_bpe_file", "encoder_json_file", "vocab_bpe_hash", "encoder_json_hash"), (None, None)),
+        (
+            ("vocab_bpe_file", "encoder_json_file", "vocab_bpe_hash", "encoder_json_hash", "clobber_one_byte_tokens"),
+            (None, None, False),
+        ),
+    ),
+}
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    Ranks = dict[bytes, int]
+    RanksFor = Callable[[tuple[str, ...], tuple[Any, ...]], Ranks | None]
+
+
+class Table:
+    """One pre-parsed table: the SHA-256 of the blob(s) it was made from, and its own."""
+
+    __slots__ = ("path", "sha256", "source_sha256")  # not a NamedTuple: this module loads in the first load
+
+    def __init__(self, source_sha256: tuple[str, ...], path: str, sha256: str) -> None:
+        self.source_sha256, self.path, self.sha256 = source_sha256, path, sha256
+
+
+_state = "not installed: tiktoken has not been imported with this package active"
+
+
+def status() -> tuple[bool, str]:
+    """Whether tiktoken's loaders are the fast path's now, and what was installed or why not."""
+    import tiktoken.load
+
+    active = any(getattr(getattr(tiktoken.load, name, None), _MARKER, False) for name in SIGNATURES)
+    return active, _state
+
+
+def install(record: Record, folder: str = FOLDER) -> None:
+    """Put the fast path in front of tiktoken's loaders. Never raises; at most one notice."""
+    global _state
+    try:
+        _state = _install(record, folder)
+    except Exception as error:
+        _state = f"off: {type(error).__name__}: {error}"
+        _notice(f"fast path off, tiktoken parses its files itself ({type(error).__name__}: {error})")
+
+
+def _install(record: Record, folder: str) -> str:
+    import tiktoken.load
+
+    if _env_flag(OFF_ENV):
+        return f"off: {OFF_ENV} is set"
+    by_source = read_tables(record, folder)
+    if not by_source:
+        return f"off: no pre-parsed tables in {folder} (a zipped or older installation)"
+    ranks_for = _ranks_for(by_source, tiktoken.load, tiktoken.load.read_file_cached)
+    public = sys.modules.get("tiktoken_ext.openai_public")
+    done, skipped = [], []
+    for name, make in ((LOAD_BPE, _load_bpe), (DATA_GYM, _data_gym)):
+        original = getattr(tiktoken.load, name, None)
+        names = _parameters(original)
+        if original is None or names is None:
+            skipped.append(f"{name} ({'missing' if original is None else 'other parameters'})")
+            continue
+        fast = make(original, names, ranks_for)
+        setattr(tiktoken.load, name, fast)
+        if public is not None and getattr(public, name, None) is original:
+            setattr(public, name, fast)
+        done.append(name)
+    files = sorted({url.rsplit("/", 1)[-1] for source in by_source for url in source})
+    state = f"on for {', '.join(files)} via {', '.join(done)}" if done else "off"
+    return state + (f"; tiktoken's own {', '.join(skipped)} kept" if skipped else "")
+
+
+def _parameters(function: object) -> tuple[str, ...] | None:
+    """The parameter names of a tiktoken loader whose signature is one we know, else None."""
+    code = getattr(function, "__code__", None)
+    if code is None or code.co_kwonlyargcount or code.co_flags & 0x0C:  # *args, **kwargs
+        return None
+    names = tuple(code.co_varnames[: code.co_argcount])
+    known = SIGNATURES.get(getattr(function, "__name__", ""), ())
+    return names if (names, getattr(function, "__defaults__", None)) in known else None
+
+
+def read_tables(record: Record, folder: str = FOLDER) -> dict[tuple[str, ...], Table]:
+    """The tables of ``derived.tsv`` whose sources are blobs the record carries, by source URLs.
+
+    No record: {}. A record that is not exactly this version's is an error.
+    """
+    path = os.path.join(folder, RECORD_NAME)
+    try:
+        with open(path, encoding="utf-8") as f:
+            header, *rows = f.read().split("\n")
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
+    if tuple(header.split("\t")) != RECORD_COLUMNS or rows[-1:] != [""]:
+        raise ValueError(f"{path} is not a record of this version")
+    carried = {blob.url: blob.sha256 for blob in record.blobs}
+    tables = {}
+    for row in rows[:-1]:
+        fields = row.split("\t")
+        if len(fields) != len(RECORD_COLUMNS) or fields[2] != f"{fields[3]}.ranks" or not fields[4].isdigit():
+            raise ValueError(f"{path}: invalid row {row!r}")
+        source, shas = tuple(fields[0].split(" ")), tuple(fields[1].split(" "))
+        if len(source) != len(shas):
+            raise ValueError(f"{path}: invalid row {row!r}")
+        if fields[5] == str(FORMAT_VERSION) and all(carried.get(url) == sha for url, sha in zip(source, shas)):
+            tables[source] = Table(shas, os.path.join(folder, fields[2]), fields[3])
+    return tables
+
+
+def _bind(names: tuple[str, ...], args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any] | None:
+    """The arguments of a call by parameter name; None when the call is not a plain one."""
+    if len(args) > len(names) or not set(kwargs) <= set(names[len(args) :]):
+        return None
+    return {**dict(zip(names, args)), **kwargs}
+
+
+def _ranks_for(by_source: dict[tuple[str, ...], Table], load: Any, reader: Callable[..., bytes]) -> RanksFor:
+    def ranks_for(source: tuple[str, ...], hashes: tuple[Any, ...]) -> Ranks | None:
+        table = by_source.get(source)
+        # someone who replaced read_file_cached (a test double, a recorder) wants it called
+        if table is None or hashes != table.source_sha256 or load.read_file_cached is not reader:
+            return None
+        for url, sha256 in zip(source, hashes):
+            # What tiktoken's loader reads first, through the same checks: a damaged blob gives the
+            # same notice, strict-mode error or fall-back; bytes that come back have the table's source hash.
+            reader(url, sha256)
+        return load_table(table)
+
+    return ranks_for
+
+
+def _load_bpe(original: Callable[..., Ranks], names: tuple[str, ...], ranks_for: RanksFor) -> Any:
+    @functools.wraps(original)
+    def load_tiktoken_bpe(*args: Any, **kwargs: Any) -> Ranks:
+        call = _bind(names, args, kwargs)
+        if call is not None and "tiktoken_bpe_file" in call:
+            ranks = ranks_for((call["tiktoken_bpe_file"],), (call.get("expected_hash"),))
+            if ranks is not None:
+                return ranks
+        return original(*args, **kwargs)
+
+    setattr(load_tiktoken_bpe, _MARKER, True)
+    return load_tiktoken_bpe
+
+
+def _data_gym(original: Callable[..., Ranks], names: tuple[str, ...], ranks_for: RanksFor) -> Any:
+    @functools.wraps(original)
+    def data_gym_to_mergeable_bpe_ranks(*args: Any, **kwargs: Any) -> Ranks:
+        call = _bind(names, args, kwargs)
+        plain = call is not None and call.get("clobber_one_byte_tokens", False) is False
+        if call is not None and plain and {"vocab_bpe_file", "encoder_json_file"} <= set(call):
+            source = (call["vocab_bpe_file"], call["encoder_json_file"])
+            ranks = ranks_for(source, (call.get("vocab_bpe_hash"), call.get("encoder_json_hash")))
+            if ranks is not None:
+                return ranks
+        return original(*args, **kwargs)
+
+    setattr(data_gym_to_mergeable_bpe_ranks, _MARKER, True)
+    return data_gym_to_mergeable_bpe_ranks
+
+
+def load_table(table: Table) -> Ranks | None:
+    """A fresh dict from a verified table; None (and one notice) when it is missing or damaged."""
+    try:
+        with open(table.path, "rb", buffering=0) as f:
+            data = f.read()
+    except OSError as error:
+        _notice(f"cannot read {table.path} ({error}); tiktoken parses its file itself")
+        return None
+    if hashlib.sha256(data).hexdigest() != table.sha256:
+        _notice(f"{table.path} is damaged (SHA-256 differs from {table.sha256}); reinstall tiktoken-encodings-offline")
+        return None
+    try:
+        return decode_table(data)
+    except (ValueError, IndexError, struct.error) as error:
+        _notice(f"{table.path} cannot be read ({error}); reinstall tiktoken-encodings-offline")
+        return None
+
+
+def decode_table(data: bytes) -> Ranks:
+    """The dict a version-1 table holds, in its key order (see the build's fastpath.py)."""
+    magic, version, separator, count, body_size, exceptions, runs = HEADER.unpack_from(data)
+    if magic != MAGIC or version != FORMAT_VERSION or separator > 255:
+        raise ValueError("not a version-1 ranks table")
+    offset = HEADER.size + body_size
+    tokens = data[HEADER.size : offset].split(bytes([separator])) if count else []
+    for _ in range(exceptions):
+        index, size = struct.unpack_from("<2I", data, offset)
+        tokens[index] = data[offset + 8 : offset + 8 + size]
+        offset += 8 + size
+    pairs = struct.unpack_from(f"<{2 * runs}I", data, offset)
+    if len(tokens) != count or sum(pairs[1::2]) != count or offset + 8 * runs != len(data):
+        raise ValueError(f"its {len(tokens)} tokens, {sum(pairs[1::2])} ranks and header ({count}) disagree")
+    runs_of_ranks = (range(first, first + size) for first, size in zip(pairs[::2], pairs[1::2]))
+    return dict(zip(tokens, range(count) if pairs == (0, count) else chain.from_iterable(runs_of_ranks)))
