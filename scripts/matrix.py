@@ -78,6 +78,7 @@ class Row:
     interpreter: str
     tiktoken: str
     results: dict[str, str] = field(default_factory=dict)
+    wheel_sha256: str = ""
     notes: list[str] = field(default_factory=list)
 
     def failed(self) -> bool:
@@ -135,7 +136,7 @@ class Runner:
         if result.returncode == 0:
             return ok
         last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        return f"FAIL ({last[:120]})"
+        return f"FAIL ({last[:90]})"
 
     def build(self) -> tuple[str, Path | None]:
         shutil.rmtree(self.work, ignore_errors=True)
@@ -163,8 +164,7 @@ class Runner:
         with zipfile.ZipFile(wheels[0]) as archive:
             name = next(n for n in archive.namelist() if n.endswith(".dist-info/WHEEL"))
             generator = next(line for line in archive.read(name).decode().splitlines() if line.startswith("Generator"))
-        digest = hashlib.sha256(wheels[0].read_bytes()).hexdigest()
-        return f"ok ({generator.split(': ', 1)[1]}, sha256 {digest[:12]})", wheels[0]
+        return f"ok ({generator.split(': ', 1)[1]})", wheels[0]
 
     def check_tiktoken(self, tiktoken: str, wheel: Path) -> Row:
         row = Row(self.interp.version, tiktoken)
@@ -220,8 +220,10 @@ def run_interpreter(interp: Interpreter, root: Path, reference: dict[str, object
     if wheel is None:
         return [Row(interp.version, t, {"build": built}) for t in interp.tiktokens]
     rows = [runner.check_tiktoken(t, wheel) for t in interp.tiktokens]
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
     for row in rows:
         row.results = {"build": built, **row.results}
+        row.wheel_sha256 = digest
     return rows
 
 
@@ -230,6 +232,17 @@ def table(rows: list[Row]) -> str:
     for row in rows:
         cells = [row.results.get(check, "not run") for check in CHECKS]
         lines.append(f"| {row.interpreter} | {row.tiktoken} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def wheel_summary(rows: list[Row]) -> str:
+    built: dict[str, list[str]] = {}
+    for row in rows:
+        if row.wheel_sha256 and row.interpreter not in built.get(row.wheel_sha256, []):
+            built.setdefault(row.wheel_sha256, []).append(row.interpreter)
+    verdict = "byte-identical" if len(built) == 1 else f"{len(built)} distinct wheels"
+    lines = [f"\nwheels built by the interpreters: {verdict}"]
+    lines += [f"  sha256 {digest}: Python {', '.join(versions)}" for digest, versions in built.items()]
     return "\n".join(lines)
 
 
@@ -261,8 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"matrix: {error}", file=sys.stderr)
         return 1
     print(table(rows))
-    builds = {row.results["build"].split("sha256 ")[-1] for row in rows if row.results.get("build", "")[:2] == "ok"}
-    print(f"\nwheels across interpreters: {'byte-identical' if len(builds) == 1 else f'{len(builds)} distinct'}")
+    print(wheel_summary(rows))
     print(f"logs: {logs}; total {time.monotonic() - started:.0f} s")
     failed = [f"{row.interpreter}/{row.tiktoken}" for row in rows if row.failed() or "ids" not in row.results]
     print(f"matrix: {len(rows) - len(failed)} passed, {len(failed)} failed")
