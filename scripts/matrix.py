@@ -85,15 +85,16 @@ class Row:
         return any(result.startswith("FAIL") for result in self.results.values())
 
 
-def blob_urls() -> list[str]:
+def manifest_blobs() -> list[tuple[str, str]]:
+    """(url, sha256) of every file the manifest lists."""
     manifest = json.loads((PROJECT / "src" / "tiktoken_encodings_offline" / "manifest.json").read_text("utf-8"))
-    return [blob["url"] for blob in manifest["blobs"]]
+    return [(blob["url"], blob["sha256"]) for blob in manifest["blobs"]]
 
 
 def reference_ids() -> dict[str, object]:
     """Plain tiktoken of this interpreter (no package) reading the real files, offline."""
     with tempfile.TemporaryDirectory() as cache:
-        for url in blob_urls():
+        for url, _ in manifest_blobs():
             relative = url.split(".net/", 1)[1]
             shutil.copyfile(FILES_DIR / relative, Path(cache) / hashlib.sha1(url.encode()).hexdigest())
         env = {k: v for k, v in os.environ.items() if not k.startswith("TIKTOKEN")} | {"TIKTOKEN_CACHE_DIR": cache}
@@ -209,8 +210,8 @@ class Runner:
         if not hooks:
             return "FAIL (wheel has no .pth/.start)" if STARTUP_REQUIRED else "n/a (wheel has none)"
         # tiktoken's loader called directly: neither the package nor its tiktoken_ext plugin is imported
-        url = blob_urls()[0]
-        code = f"import tiktoken.load; assert tiktoken.load.read_file_cached({url!r})"
+        url, sha256 = manifest_blobs()[0]
+        code = f"import tiktoken.load; assert tiktoken.load.read_file_cached({url!r}, {sha256!r})"
         return self.verdict(self.sh(f'{py} -c "{code}"'), ok=f"ok ({', '.join(hooks)})")
 
 

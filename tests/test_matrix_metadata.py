@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from helpers import ROOT, clean_env, run
@@ -84,6 +85,16 @@ def test_a_root_is_built_once_then_reused_and_rebuilt_when_its_packages_change(t
     calls = (tmp_path / "calls").read_text().splitlines()
     assert len(calls) == 2 and "--include=python3.9,python3.9-venv,ca-certificates" in calls[1]
     assert (tmp_path / "roots" / "bullseye").is_dir()
+
+
+def test_a_root_older_than_30_days_is_rebuilt(tmp_path: Path) -> None:
+    env = fake_debootstrap(tmp_path)
+    assert build_root(env).returncode == 0
+    stamp = tmp_path / "roots" / "bullseye" / "tiktoken-encodings-offline-root.json"
+    old = time.time() - 31 * 86400
+    os.utime(stamp, (old, old))
+    assert build_root(env).returncode == 0
+    assert len((tmp_path / "calls").read_text().splitlines()) == 2, "a root 31 days old was reused"
 
 
 def test_a_root_that_cannot_be_built_fails_the_matrix_naming_it(tmp_path: Path) -> None:
