@@ -80,8 +80,9 @@ def ensure_root(spec: RootSpec, log: Path) -> Path:
     if is_fresh(spec):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
+    for leftover in target.parent.glob(f".{spec.suite}-*"):  # from an interrupted run
+        shutil.rmtree(leftover, ignore_errors=True)
     building = target.with_name(f".{spec.suite}-building-{os.getpid()}")
-    shutil.rmtree(building, ignore_errors=True)
     cmd = [
         "debootstrap",
         "--variant=minbase",

@@ -274,6 +274,9 @@ def main(argv: list[str] | None = None) -> int:
     except RootError as error:
         print(f"matrix: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("matrix: interrupted", file=sys.stderr)
+        return 130
     print(table(rows))
     print(wheel_summary(rows))
     print(f"logs: {logs}; total {time.monotonic() - started:.0f} s")
