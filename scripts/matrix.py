@@ -32,7 +32,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 FILES_ENV = "TIKTOKEN_ENCODINGS_OFFLINE_TEST_FILES"
 FILES_DIR = Path(os.environ.get(FILES_ENV, PROJECT.parent / "shared" / "encodings-mirror"))
 NEWEST = "newest"
-CHECKS = ("build", "install", "zip-bare", "zipped", "ids", "verify", "read-only", "start-up")
+CHECKS = ("build", "install", "offline", "zip-bare", "zipped", "ids", "verify", "read-only", "start-up")
 # Set once the start-up hook has landed: a wheel without a .pth/.start file then fails "start-up".
 STARTUP_REQUIRED = False
 
@@ -181,6 +181,9 @@ class Runner:
             return row
         version = self.sh(f"{py} -c 'from importlib.metadata import version; print(version(\"tiktoken\"))'")
         row.tiktoken = version.stdout.strip() or tiktoken
+        reach = f"{py} -c 'import socket; socket.create_connection((\"pypi.org\", 443), timeout=5)'"
+        offline = self.sh(reach).returncode != 0  # the checks below prove nothing if this reaches PyPI
+        row.results["offline"] = "ok (no network)" if offline else "FAIL (PyPI reachable in the offline namespace)"
         zipped = {"PYTHONPATH": whl}
         if old_python:  # no importlib_resources: a zipped install must not make the explicit import raise
             row.results["zip-bare"] = self.verdict(self.sh(f"{py} -c 'import tiktoken_encodings_offline'", env=zipped))
@@ -197,7 +200,8 @@ class Runner:
         row.results["ids"] = self.ids(self.sh(probe))
         verify = f"{venv}/bin/tiktoken-encodings-offline verify"
         row.results["verify"] = self.verdict(self.sh(verify))
-        row.results["read-only"] = self.ids(self.sh(f"{verify} >&2 && {probe}", read_only=True))
+        writable = f"if touch {venv}/.written 2>/dev/null; then echo 'the root is writable' >&2; exit 1; fi"
+        row.results["read-only"] = self.ids(self.sh(f"{writable}; {verify} >&2 && {probe}", read_only=True))
         row.results["start-up"] = self.startup(py, wheel)
         return row
 
