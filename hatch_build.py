@@ -196,6 +196,8 @@ class OfflineEncodingsBuildHook(BuildHookInterface):  # type: ignore[type-arg]
 
     def finalize(self, version: str, build_data: dict[str, Any], artifact_path: str) -> None:
         self._remove_workdir()
+        if self.target_name == "wheel":
+            add_directory_entries(Path(artifact_path))
 
     def _remove_workdir(self) -> None:
         if getattr(self, "workdir", None) is not None:
@@ -209,3 +211,36 @@ def _replace_dir(new: Path, target: Path) -> None:
         target.rename(old)
     new.rename(target)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def add_directory_entries(wheel: Path) -> None:
+    """Give every folder in the wheel its own zip entry, reproducibly.
+
+    Hatchling writes file entries only; before CPython 3.14, zipimport finds a namespace folder
+    (``tiktoken_ext/``) in a zip on ``sys.path`` only through its entry, so a zipped install would
+    never be activated. Each missing folder goes just before its first file, stamped with that
+    file's time (hatchling's reproducible one); the files are copied unchanged, in their order.
+    """
+    import zipfile
+
+    fd, name = tempfile.mkstemp(prefix=".dirs-", suffix=".whl", dir=wheel.parent)
+    temporary = Path(name)
+    try:
+        with open(fd, "wb") as out_file, zipfile.ZipFile(wheel) as source, zipfile.ZipFile(out_file, "w") as target:
+            present = {info.filename for info in source.infolist() if info.is_dir()}
+            for info in source.infolist():
+                parts = info.filename.rstrip("/").split("/")[:-1]
+                for depth in range(1, len(parts) + 1):
+                    folder = "/".join(parts[:depth]) + "/"
+                    if folder not in present:
+                        present.add(folder)
+                        entry = zipfile.ZipInfo(folder, info.date_time)
+                        entry.create_system = 3  # Unix, whatever the building OS
+                        entry.external_attr = (0o40755 << 16) | 0x10  # drwxr-xr-x, MS-DOS folder bit
+                        target.writestr(entry, b"", compress_type=zipfile.ZIP_STORED)
+                target.writestr(info, source.read(info), compress_type=info.compress_type)
+        temporary.chmod(wheel.stat().st_mode & 0o777)
+        temporary.replace(wheel)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise

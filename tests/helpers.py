@@ -71,9 +71,10 @@ def build_wheel(
 
 
 def wheel_members(wheel: Path) -> dict[str, str]:
-    """Every member of a wheel with the SHA-256 of its bytes."""
+    """Every file in a wheel with the SHA-256 of its bytes (folder entries left out)."""
     with zipfile.ZipFile(wheel) as archive:
-        return {name: hashlib.sha256(archive.read(name)).hexdigest() for name in archive.namelist()}
+        names = [name for name in archive.namelist() if not name.endswith("/")]
+        return {name: hashlib.sha256(archive.read(name)).hexdigest() for name in names}
 
 
 def blob_members(wheel: Path) -> dict[str, str]:

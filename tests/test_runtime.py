@@ -331,7 +331,7 @@ def test_list_encoding_names_is_unchanged_by_the_plugin(runtime_venv: Path, refe
 
 def test_wheel_ships_no_tiktoken_ext_init(full_wheel: Path) -> None:
     with zipfile.ZipFile(full_wheel) as archive:
-        assert [n for n in archive.namelist() if n.startswith("tiktoken_ext/")] == [
+        assert [n for n in archive.namelist() if n.startswith("tiktoken_ext/") and not n.endswith("/")] == [
             "tiktoken_ext/tiktoken_encodings_offline.py"
         ]
 

@@ -1,0 +1,293 @@
+"""The interpreter matrix: every supported CPython, each a real Debian one in a minimal root.
+
+    python scripts/matrix.py [--only 3.9,3.13] [--jobs 2]
+
+Per interpreter: build the wheel with it (hatchling's newest release for it), install it with each
+listed tiktoken (binary wheels only), and, with no network: every encoding's ids against plain
+tiktoken's on the real files, a zipped install, a read-only install, ``verify``, and the start-up
+activation when the wheel carries a ``.pth``/``.start`` file. Prints a table; exits 1 on any failure.
+INTERPRETERS is the one list of what is tested: the classifiers and the README's "Tested on" line
+are checked against it (tests/test_matrix_metadata.py). Needs root; see docs/matrix.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from debian_root import RootError, RootSpec, cache_dir, check_tools, ensure_root, prepare_network, run_in_root
+
+PROJECT = Path(__file__).resolve().parent.parent
+FILES_ENV = "TIKTOKEN_ENCODINGS_OFFLINE_TEST_FILES"
+FILES_DIR = Path(os.environ.get(FILES_ENV, PROJECT.parent / "shared" / "encodings-mirror"))
+NEWEST = "newest"
+CHECKS = ("build", "install", "offline", "zip-bare", "zipped", "ids", "verify", "read-only", "start-up")
+# Set once the start-up hook has landed: a wheel without a .pth/.start file then fails "start-up".
+STARTUP_REQUIRED = False
+
+
+@dataclass(frozen=True)
+class Interpreter:
+    version: str
+    suite: str
+    extra_packages: tuple[str, ...] = ()
+    tiktokens: tuple[str, ...] = (NEWEST,)  # 0.7.0 has wheels for CPython 3.8 to 3.12 only
+
+    @property
+    def python(self) -> str:
+        return f"python{self.version}"
+
+
+INTERPRETERS = (
+    # debootstrap does not resolve the virtual python3.X-distutils that python3.X-venv needs there
+    Interpreter("3.9", "bullseye", ("python3-distutils",), (NEWEST, "0.7.0")),
+    Interpreter("3.11", "bookworm", ("python3-distutils",), (NEWEST, "0.7.0")),
+    Interpreter("3.13", "trixie"),
+    Interpreter("3.14", "sid"),
+    Interpreter("3.15", "sid"),
+)
+
+
+def readme_tested_on_line() -> str:
+    """The README's marker line, generated from INTERPRETERS."""
+    versions = ", ".join(i.version for i in INTERPRETERS)
+    return f"Tested on: CPython {versions} (Debian's own interpreters, Linux x86_64; scripts/matrix.py)"
+
+
+def root_specs() -> dict[str, RootSpec]:
+    packages: dict[str, set[str]] = {}
+    for interp in INTERPRETERS:
+        wanted = {interp.python, f"{interp.python}-venv", "ca-certificates", *interp.extra_packages}
+        packages.setdefault(interp.suite, set()).update(wanted)
+    return {suite: RootSpec(suite, tuple(sorted(names))) for suite, names in packages.items()}
+
+
+@dataclass
+class Row:
+    interpreter: str
+    tiktoken: str
+    results: dict[str, str] = field(default_factory=dict)
+    wheel_sha256: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    def failed(self) -> bool:
+        return any(result.startswith("FAIL") for result in self.results.values())
+
+
+def manifest_blobs() -> list[tuple[str, str]]:
+    """(url, sha256) of every file the manifest lists."""
+    manifest = json.loads((PROJECT / "src" / "tiktoken_encodings_offline" / "manifest.json").read_text("utf-8"))
+    return [(blob["url"], blob["sha256"]) for blob in manifest["blobs"]]
+
+
+def reference_ids() -> dict[str, object]:
+    """Plain tiktoken of this interpreter (no package) reading the real files, offline."""
+    with tempfile.TemporaryDirectory() as cache:
+        for url, _ in manifest_blobs():
+            relative = url.split(".net/", 1)[1]
+            shutil.copyfile(FILES_DIR / relative, Path(cache) / hashlib.sha1(url.encode()).hexdigest())
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TIKTOKEN")} | {"TIKTOKEN_CACHE_DIR": cache}
+        cmd = ["unshare", "--net", sys.executable, str(PROJECT / "tests" / "probe_encodings.py")]
+        result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, check=False)
+    if result.returncode != 0:
+        raise RootError(f"the reference ids (host tiktoken on {FILES_DIR}) failed:\n{result.stderr[-2000:]}")
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+def compare_ids(stdout: str, reference: dict[str, object]) -> str:
+    try:
+        served = json.loads(stdout)
+    except ValueError:
+        return "FAIL (no ids printed)"
+    ref_encodings: dict[str, object] = reference["encodings"]  # type: ignore[assignment]
+    wrong = [name for name, ids in served["encodings"].items() if ref_encodings.get(name) != ids]
+    ref_models: dict[str, object] = reference["models"]  # type: ignore[assignment]
+    wrong += [model for model, value in served["models"].items() if ref_models.get(model) != value]
+    return f"FAIL (differ: {', '.join(wrong)})" if wrong else f"ok ({len(served['encodings'])} encodings)"
+
+
+class Runner:
+    """One interpreter's build, installs and checks inside its root; /matrix/<version> is its folder."""
+
+    def __init__(self, interp: Interpreter, root: Path, reference: dict[str, object], log: Path) -> None:
+        self.interp, self.root, self.reference, self.log = interp, root, reference, log
+        self.inside = f"/matrix/{interp.version}"
+        self.work = root / self.inside.lstrip("/")
+
+    def sh(
+        self, script: str, *, network: bool = False, read_only: bool = False, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        result = run_in_root(self.root, ["sh", "-ec", script], network=network, read_only=read_only, env=env)
+        with open(self.log, "a", encoding="utf-8") as out:
+            out.write(f"$ {script}\n[exit {result.returncode}]\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}\n")
+        return result
+
+    def verdict(self, result: subprocess.CompletedProcess[str], ok: str = "ok") -> str:
+        if result.returncode == 0:
+            return ok
+        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        return f"FAIL ({last[:90]})"
+
+    def build(self) -> tuple[str, Path | None]:
+        shutil.rmtree(self.work, ignore_errors=True)
+        listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=PROJECT, capture_output=True,
+                                text=True, check=True).stdout.split()  # fmt: skip
+        for relative in listed:
+            if (PROJECT / relative).is_file():
+                (self.work / "project" / relative).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(PROJECT / relative, self.work / "project" / relative)
+        shutil.copytree(FILES_DIR, self.work / "encodings")
+        d = self.inside
+        result = self.sh(
+            f"{self.interp.python} -m venv {d}/build && {d}/build/bin/python -m pip install -q -U pip && "
+            f"{d}/build/bin/python -m pip wheel -q --no-deps -w {d}/dist {d}/project",
+            network=True,
+            env={
+                "TIKTOKEN_ENCODINGS_OFFLINE_SOURCE_DIR": f"{d}/encodings",
+                "TIKTOKEN_ENCODINGS_OFFLINE_CACHE_DIR": "",
+                "TIKTOKEN_ENCODINGS_OFFLINE_NO_NETWORK": "1",
+            },
+        )
+        wheels = sorted((self.work / "dist").glob("*.whl"))
+        if result.returncode != 0 or len(wheels) != 1:
+            return self.verdict(result), None
+        with zipfile.ZipFile(wheels[0]) as archive:
+            name = next(n for n in archive.namelist() if n.endswith(".dist-info/WHEEL"))
+            generator = next(line for line in archive.read(name).decode().splitlines() if line.startswith("Generator"))
+        return f"ok ({generator.split(': ', 1)[1]})", wheels[0]
+
+    def check_tiktoken(self, tiktoken: str, wheel: Path) -> Row:
+        row = Row(self.interp.version, tiktoken)
+        d, venv = self.inside, f"{self.inside}/tt-{tiktoken}"
+        py, whl = f"{venv}/bin/python", f"{d}/dist/{wheel.name}"
+        old_python = tuple(int(n) for n in self.interp.version.split(".")) < (3, 12)
+        spec = "tiktoken" if tiktoken == NEWEST else f"tiktoken=={tiktoken}"
+        download = f" && {py} -m pip download -q -d {venv}-wheels 'importlib-resources>=5.10'" if old_python else ""
+        row.results["install"] = self.verdict(self.sh(
+            f"{self.interp.python} -m venv {venv} && {py} -m pip install -q -U pip && "
+            f"{py} -m pip install -q --only-binary :all: '{spec}'{download}", network=True))  # fmt: skip
+        if row.results["install"] != "ok":
+            return row
+        version = self.sh(f"{py} -c 'from importlib.metadata import version; print(version(\"tiktoken\"))'")
+        row.tiktoken = version.stdout.strip() or tiktoken
+        reach = f"{py} -c 'import socket; socket.create_connection((\"pypi.org\", 443), timeout=5)'"
+        offline = self.sh(reach).returncode != 0  # the checks below prove nothing if this reaches PyPI
+        row.results["offline"] = "ok (no network)" if offline else "FAIL (PyPI reachable in the offline namespace)"
+        zipped = {"PYTHONPATH": whl}
+        if old_python:  # no importlib_resources: a zipped install must not make the explicit import raise
+            row.results["zip-bare"] = self.verdict(self.sh(f"{py} -c 'import tiktoken_encodings_offline'", env=zipped))
+            self.sh(f"{py} -m pip install -q --no-index --find-links {venv}-wheels importlib-resources")
+        else:
+            row.results["zip-bare"] = "n/a (3.12+: stdlib)"
+        probe = f"{py} {d}/project/tests/probe_encodings.py"
+        row.results["zipped"] = self.ids(self.sh(probe, env=zipped))
+        installed = self.sh(f"{py} -m pip install -q --no-index --find-links {d}/dist --find-links {venv}-wheels "
+                            f"tiktoken-encodings-offline")  # fmt: skip
+        if installed.returncode != 0:
+            row.results["ids"] = self.verdict(installed)
+            return row
+        row.results["ids"] = self.ids(self.sh(probe))
+        verify = f"{venv}/bin/tiktoken-encodings-offline verify"
+        row.results["verify"] = self.verdict(self.sh(verify))
+        writable = f"if touch {venv}/.written 2>/dev/null; then echo 'the root is writable' >&2; exit 1; fi"
+        row.results["read-only"] = self.ids(self.sh(f"{writable}; {verify} >&2 && {probe}", read_only=True))
+        row.results["start-up"] = self.startup(py, wheel)
+        return row
+
+    def ids(self, result: subprocess.CompletedProcess[str]) -> str:
+        return compare_ids(result.stdout, self.reference) if result.returncode == 0 else self.verdict(result)
+
+    def startup(self, py: str, wheel: Path) -> str:
+        with zipfile.ZipFile(wheel) as archive:
+            hooks = [n for n in archive.namelist() if "/" not in n and n.endswith((".pth", ".start"))]
+        if not hooks:
+            return "FAIL (wheel has no .pth/.start)" if STARTUP_REQUIRED else "n/a (wheel has none)"
+        # tiktoken's loader called directly: neither the package nor its tiktoken_ext plugin is imported
+        url, sha256 = manifest_blobs()[0]
+        code = f"import tiktoken.load; assert tiktoken.load.read_file_cached({url!r}, {sha256!r})"
+        return self.verdict(self.sh(f'{py} -c "{code}"'), ok=f"ok ({', '.join(hooks)})")
+
+
+def run_interpreter(interp: Interpreter, root: Path, reference: dict[str, object], log: Path) -> list[Row]:
+    runner = Runner(interp, root, reference, log)
+    built, wheel = runner.build()
+    if wheel is None:
+        return [Row(interp.version, t, {"build": built}) for t in interp.tiktokens]
+    rows = [runner.check_tiktoken(t, wheel) for t in interp.tiktokens]
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    for row in rows:
+        row.results = {"build": built, **row.results}
+        row.wheel_sha256 = digest
+    return rows
+
+
+def table(rows: list[Row]) -> str:
+    lines = ["| Python | tiktoken | " + " | ".join(CHECKS) + " |", "|---" * (len(CHECKS) + 2) + "|"]
+    for row in rows:
+        cells = [row.results.get(check, "not run") for check in CHECKS]
+        lines.append(f"| {row.interpreter} | {row.tiktoken} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def wheel_summary(rows: list[Row]) -> str:
+    built: dict[str, list[str]] = {}
+    for row in rows:
+        if row.wheel_sha256 and row.interpreter not in built.get(row.wheel_sha256, []):
+            built.setdefault(row.wheel_sha256, []).append(row.interpreter)
+    verdict = "byte-identical" if len(built) == 1 else f"{len(built)} distinct wheels"
+    lines = [f"\nwheels built by the interpreters: {verdict}"]
+    lines += [f"  sha256 {digest}: Python {', '.join(versions)}" for digest, versions in built.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", help="comma-separated interpreter versions (default: all)")
+    parser.add_argument("--jobs", type=int, default=2, help="roots built and interpreters run at once")
+    args = parser.parse_args(argv)
+    chosen = [i for i in INTERPRETERS if not args.only or i.version in args.only.split(",")]
+    started = time.monotonic()
+    try:
+        check_tools()
+        if not (FILES_DIR / "SHA256SUMS").is_file():
+            raise RootError(f"the real encoding files are not at {FILES_DIR} (set {FILES_ENV})")
+        reference = reference_ids()
+        specs = {suite: spec for suite, spec in root_specs().items() if suite in {i.suite for i in chosen}}
+        logs = cache_dir() / "logs"  # this run's: the previous run's are replaced
+        shutil.rmtree(logs, ignore_errors=True)
+        logs.mkdir(parents=True)
+        with ThreadPoolExecutor(args.jobs) as pool:
+            roots = dict(zip(specs, pool.map(lambda s: ensure_root(s, logs / f"{s.suite}.log"), specs.values())))
+        for root in roots.values():
+            prepare_network(root)
+        print(f"roots ready after {time.monotonic() - started:.0f} s: {', '.join(roots)}", flush=True)
+        with ThreadPoolExecutor(args.jobs) as pool:
+            jobs = [(i, roots[i.suite], reference, logs / f"python{i.version}.log") for i in chosen]
+            rows = [row for rows in pool.map(lambda job: run_interpreter(*job), jobs) for row in rows]
+    except RootError as error:
+        print(f"matrix: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("matrix: interrupted", file=sys.stderr)
+        return 130
+    print(table(rows))
+    print(wheel_summary(rows))
+    print(f"logs: {logs}; total {time.monotonic() - started:.0f} s")
+    failed = [f"{row.interpreter}/{row.tiktoken}" for row in rows if row.failed() or "ids" not in row.results]
+    print(f"matrix: {len(rows) - len(failed)} passed, {len(failed)} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

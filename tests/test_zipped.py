@@ -1,0 +1,53 @@
+"""A zipped install: the wheel file itself on sys.path (PySpark --py-files, Bazel zips, zipapps).
+
+Nothing imports the package: tiktoken finds the plugin in the zip's ``tiktoken_ext/`` folder, and
+every encoding must load with no network. Before CPython 3.14, zipimport sees that namespace
+folder only through a directory entry, which the build hook adds. This interpreter is older than
+3.12, so the package reads the zip through ``importlib_resources``; ``scripts/matrix.py`` runs
+the same check on 3.13 and later, where the standard library's ``importlib.resources`` does.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from helpers import clean_env, make_venv, offline, run
+
+PROBE = Path(__file__).with_name("probe_encodings.py")
+
+pytestmark = pytest.mark.slow
+
+
+def test_every_folder_in_the_wheel_has_its_own_entry(full_wheel: Path) -> None:
+    with zipfile.ZipFile(full_wheel) as archive:
+        names = archive.namelist()
+    folders = {name[: name.rindex("/") + 1] for name in names if "/" in name.rstrip("/")}
+    parents = {folder[: index + 1] for folder in folders for index, c in enumerate(folder) if c == "/"}
+    missing = sorted(parents - set(names))
+    assert missing == [], f"folders with no zip entry (zipimport before 3.14 cannot see them): {missing}"
+    assert "tiktoken_ext/" in names
+
+
+def test_zipped_wheel_serves_every_encoding_offline_with_no_import(
+    full_wheel: Path, reference: dict[str, object], tmp_path: Path
+) -> None:
+    requirements = ["tiktoken"] + (["importlib-resources>=5.10"] if sys.version_info < (3, 12) else [])
+    python = make_venv(tmp_path / "venv", *requirements)
+    empty_tmp = tmp_path / "tmp"  # tiktoken's default cache lives under the temp folder: keep it empty
+    empty_tmp.mkdir()
+    env = clean_env(PYTHONPATH=str(full_wheel), TMPDIR=str(empty_tmp))
+    installed = run([str(python), "-m", "pip", "list", "--format=freeze"], env=clean_env()).stdout.lower()
+    assert "tiktoken-encodings-offline" not in installed and "tiktoken_encodings_offline" not in installed
+
+    result = run(offline([str(python), str(PROBE)]), env=env, check=False)
+
+    assert result.returncode == 0, f"the zipped wheel did not serve the encodings offline:\n{result.stderr[-3000:]}"
+    served = json.loads(result.stdout)
+    assert served["encodings"] == reference["encodings"]
+    assert served["models"] == reference["models"]
+    assert list(empty_tmp.iterdir()) == [], "tiktoken wrote a cache: the files came from somewhere else"
