@@ -33,8 +33,6 @@ FILES_ENV = "TIKTOKEN_ENCODINGS_OFFLINE_TEST_FILES"
 FILES_DIR = Path(os.environ.get(FILES_ENV, PROJECT.parent / "shared" / "encodings-mirror"))
 NEWEST = "newest"
 CHECKS = ("build", "install", "offline", "zip-bare", "zipped", "ids", "verify", "read-only", "start-up")
-# Set once the start-up hook has landed: a wheel without a .pth/.start file then fails "start-up".
-STARTUP_REQUIRED = False
 
 
 @dataclass(frozen=True)
@@ -212,7 +210,7 @@ class Runner:
         with zipfile.ZipFile(wheel) as archive:
             hooks = [n for n in archive.namelist() if "/" not in n and n.endswith((".pth", ".start"))]
         if not hooks:
-            return "FAIL (wheel has no .pth/.start)" if STARTUP_REQUIRED else "n/a (wheel has none)"
+            return "FAIL (wheel has no .pth/.start)"
         # tiktoken's loader called directly: neither the package nor its tiktoken_ext plugin is imported
         url, sha256 = manifest_blobs()[0]
         code = f"import tiktoken.load; assert tiktoken.load.read_file_cached({url!r}, {sha256!r})"
