@@ -83,6 +83,14 @@ def test_doctor_on_a_healthy_install(runtime_venv: Path, installed: Path) -> Non
     assert report["tiktoken"]["reader_wrapped"] is True
     assert report["environment"]["TIKTOKEN_CACHE_DIR"] == {"value": str(installed), "origin": "set by this package"}
     assert set(report["coverage"].values()) == {"vendored"} and report["problems"] == []
+    assert report["tiktoken"]["fastpath"]["active"] is True, report["tiktoken"]["fastpath"]
+    assert "fast path: on (" in cli(runtime_venv, "doctor").stdout
+
+    no_fastpath = clean_env(TIKTOKEN_ENCODINGS_OFFLINE_NO_FASTPATH="1")
+    report = json.loads(cli(runtime_venv, "doctor", "--json", env=no_fastpath).stdout)
+    assert (
+        report["tiktoken"]["fastpath"]["active"] is False and "NO_FASTPATH" in report["tiktoken"]["fastpath"]["detail"]
+    )
 
     # "0" and "off" mean off, for doctor as for the runtime; a value it does not understand is shown
     switches = clean_env(TIKTOKEN_ENCODINGS_OFFLINE_DISABLE="0", TIKTOKEN_ENCODINGS_OFFLINE_STRICT="maybe")

@@ -75,6 +75,8 @@ def doctor() -> tuple[Any, str | None, str]:
         wrapped = tiktoken_report["reader_wrapped"]
         reads = "the vendored files first (reader wrapped)" if wrapped else "its cache only (NOT wrapped)"
         lines.append(f"tiktoken {tiktoken_report['version']}: reads {reads}")
+        fastpath = tiktoken_report["fastpath"]
+        lines.append(f"fast path: {'on' if fastpath['active'] else 'off'} ({fastpath['detail']})")
     lines += [f"  {key}={value!r} ({origin(key)})" for key, value in after.items()]
     lines += [f"  {name:<14} {state}" for name, state in coverage.items()]
     if harmony is not None:
@@ -129,7 +131,15 @@ def _tiktoken(intact: set[str], problems: list[str], notes: list[str]) -> tuple[
             "tiktoken's reader is not wrapped: something replaced tiktoken.load.read_file_cached, "
             "or this tiktoken has none (the files are then read only through TIKTOKEN_CACHE_DIR)"
         )
-    return {"version": version("tiktoken"), "reader_wrapped": wrapped}, coverage
+    from ._fastpath import status
+
+    active, detail = status()
+    report = {
+        "version": version("tiktoken"),
+        "reader_wrapped": wrapped,
+        "fastpath": {"active": active, "detail": detail},
+    }
+    return report, coverage
 
 
 def _manifest_hashes() -> dict[str, str]:
