@@ -9,8 +9,8 @@ Python starts it in one of two ways:
 - Python 3.15 on: the ``tiktoken_encodings_offline.start`` file (PEP 829) calls ``install()`` here,
   and Python then skips the ``.pth`` import line.
 
-Either way this module puts its finder (``ActivateOnImport``) in ``sys.meta_path`` once, in place
-of the tiny one. It answers every import with None after one set look-up, except the first import
+Either way this module puts its finder (``TiktokenEncodingsOfflineFinder``) in ``sys.meta_path``
+once, in place of the tiny one. It answers every import with None after one set look-up, except the first import
 of ``tiktoken`` and of ``openai_harmony``: it lets that module load exactly as it would without
 the finder, then calls ``tiktoken_encodings_offline.activate()`` (the same call the ``tiktoken_ext``
 plugin makes), and leaves ``sys.meta_path`` once both are seen.
@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 DISABLE_ENV = "TIKTOKEN_ENCODINGS_OFFLINE_DISABLE"  # tiktoken_encodings_offline.DISABLE_ENV
 WATCHED = ("tiktoken", "openai_harmony")  # also in the .pth line
+# The .pth line adds nothing when a finder whose class name starts with "TiktokenEncodingsOffline" is
+# in sys.meta_path already: site may read site-packages twice (a venv's lib64 link to lib).
 TRIGGER = "TiktokenEncodingsOfflineTrigger"  # the class name of the .pth line's tiny finder
 
 
@@ -64,18 +66,18 @@ def take_over(
     return finder.find_spec(fullname, path, target)
 
 
-def _the_finder() -> "ActivateOnImport | None":
+def _the_finder() -> "TiktokenEncodingsOfflineFinder | None":
     """The finder in sys.meta_path, or a new one for the names not imported yet (None if none)."""
     for entry in sys.meta_path:
-        if isinstance(entry, ActivateOnImport):
+        if isinstance(entry, TiktokenEncodingsOfflineFinder):
             return entry
     if any(name in sys.modules for name in WATCHED):
         _activate()  # installed late (by hand, or by a tool): what is imported already, now
     pending = {name for name in WATCHED if name not in sys.modules}
-    return ActivateOnImport(pending) if pending else None
+    return TiktokenEncodingsOfflineFinder(pending) if pending else None
 
 
-def _listed(finder: "ActivateOnImport") -> bool:
+def _listed(finder: "TiktokenEncodingsOfflineFinder") -> bool:
     return any(entry is finder for entry in sys.meta_path)
 
 
@@ -99,7 +101,7 @@ def _activate() -> None:
             pass
 
 
-class ActivateOnImport:
+class TiktokenEncodingsOfflineFinder:
     """A meta-path finder that finds nothing itself: it only notices the first import of a name."""
 
     def __init__(self, names: "set[str]") -> None:
@@ -131,7 +133,7 @@ class ActivateOnImport:
 class ActivateAfterLoading:
     """The module's own loader, and ``activate()`` once the module has run."""
 
-    def __init__(self, loader: object, finder: "ActivateOnImport") -> None:
+    def __init__(self, loader: object, finder: "TiktokenEncodingsOfflineFinder") -> None:
         self._loader = loader
         self._finder = finder
 
