@@ -77,7 +77,7 @@ def test_direct_calls_give_the_reference_ids_with_no_import(
     assert len(out["ranks"]) == len(MANIFEST.blobs) - 1  # the two GPT-2 files make one table
 
 
-@pytest.mark.parametrize("how", ["disable", "dash-S"])
+@pytest.mark.parametrize("how", ["disable", "disable-start-file", "dash-S"])
 def test_disable_and_dash_s_leave_plain_tiktoken(runtime_venv: Path, tmp_path: Path, how: str) -> None:
     code = (
         f"import sys; print({START_MODULE!r} in sys.modules, 'tiktoken_encodings_offline' in sys.modules)\n"
@@ -85,12 +85,17 @@ def test_disable_and_dash_s_leave_plain_tiktoken(runtime_venv: Path, tmp_path: P
         "print('tiktoken_encodings_offline' in sys.modules)\n"
         "tiktoken.Encoding(**p.cl100k_base())"
     )
+    site = str(site_packages(runtime_venv))
+    disabled = {"TIKTOKEN_ENCODINGS_OFFLINE_DISABLE": "1"}
     if how == "disable":
-        result = offline_python(runtime_venv, code, tmp_path, check=False, TIKTOKEN_ENCODINGS_OFFLINE_DISABLE="1")
+        result = offline_python(runtime_venv, code, tmp_path, check=False, **disabled)
+    elif how == "disable-start-file":  # as Python 3.15 runs the .start file (PEP 829), by hand, with no .pth
+        start = f"import pkgutil; pkgutil.resolve_name({START_MODULE + ':install'!r})()\n"
+        result = offline_python(runtime_venv, start + code, tmp_path, "-S", check=False, PYTHONPATH=site, **disabled)
     else:  # no site: no .pth at all; site-packages reached through PYTHONPATH, which reads no .pth
-        site = str(site_packages(runtime_venv))
         result = offline_python(runtime_venv, code, tmp_path, "-S", check=False, PYTHONPATH=site)
-    assert result.stdout.split() == ["False", "False", "False"]
+    hook_module_imported = how == "disable-start-file"  # by the entry point itself, which then did nothing
+    assert result.stdout.split() == [str(hook_module_imported), "False", "False"]
     assert result.returncode == 1 and "ConnectionError" in result.stderr  # plain tiktoken, offline
 
 
