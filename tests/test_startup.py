@@ -130,13 +130,17 @@ def test_the_hook_module_is_imported_at_the_first_import_of_tiktoken_or_harmony_
     assert out == ["False None", "False None", f"True {data}"]
 
 
-def test_the_hook_is_installed_once_and_leaves_once_both_names_are_imported(harmony_venv: Path, tmp_path: Path) -> None:
-    """Both start-up files run (a Python that reads each): still one finder; gone after its last import."""
+@pytest.mark.parametrize("start_file_too", [False, True], ids=["pth", "pth-and-start-file"])
+def test_the_hook_is_installed_once_and_leaves_once_both_names_are_imported(
+    harmony_venv: Path, tmp_path: Path, start_file_too: bool
+) -> None:
+    """The .pth alone, or both start-up files (a Python that reads each): one finder; gone after its last import."""
     site = site_packages(harmony_venv)
+    start_file = f"pkgutil.resolve_name({START_MODULE + ':install'!r})()\n" if start_file_too else ""
     code = (
         "import pkgutil, sys\n"
         "print(len(sys.meta_path))\n"
-        f"pkgutil.resolve_name({START_MODULE + ':install'!r})()\n"
+        f"{start_file}"
         "print(len(sys.meta_path))\n"
         "import tiktoken\n"
         "print(len(sys.meta_path))\n"
