@@ -1,14 +1,21 @@
 """Start-up hook of tiktoken-encodings-offline: activate the package when tiktoken is imported.
 
-Python calls ``install()`` while it starts, from the wheel's ``tiktoken_encodings_offline.start``
-(PEP 829, Python 3.15 on, which then skips the ``.pth`` import line) or from the one line of
-``tiktoken_encodings_offline.pth`` (earlier Pythons). ``install()`` adds one finder to
-``sys.meta_path`` and imports nothing. That finder answers every import with None after one set
-look-up, except the first import of ``tiktoken`` and of ``openai_harmony``: it lets that module
-load exactly as it would without the finder, then calls ``tiktoken_encodings_offline.activate()``
-(the same call the ``tiktoken_ext`` plugin makes), and leaves ``sys.meta_path`` once both are seen.
+Python starts it in one of two ways:
 
-This module must not import ``tiktoken_encodings_offline`` at start-up (importing the package
+- Python up to 3.14: the one line of ``tiktoken_encodings_offline.pth`` imports no module. When the
+  switch is not on, it puts a tiny finder (``TiktokenEncodingsOfflineTrigger``) first in
+  ``sys.meta_path``; that finder answers every import with None after one set look-up, except
+  ``tiktoken`` and ``openai_harmony``: for those it imports this module and calls ``take_over()``.
+- Python 3.15 on: the ``tiktoken_encodings_offline.start`` file (PEP 829) calls ``install()`` here,
+  and Python then skips the ``.pth`` import line.
+
+Either way this module puts its finder (``TiktokenEncodingsOfflineFinder``) in ``sys.meta_path``
+once, in place of the tiny one. It answers every import with None after one set look-up, except the first import
+of ``tiktoken`` and of ``openai_harmony``: it lets that module load exactly as it would without
+the finder, then calls ``tiktoken_encodings_offline.activate()`` (the same call the ``tiktoken_ext``
+plugin makes), and leaves ``sys.meta_path`` once both are seen.
+
+This module must not import ``tiktoken_encodings_offline`` before that (importing the package
 activates it), so it repeats the name of the switch that turns everything off.
 """
 
@@ -24,18 +31,54 @@ if TYPE_CHECKING:
     from types import ModuleType
 
 DISABLE_ENV = "TIKTOKEN_ENCODINGS_OFFLINE_DISABLE"  # tiktoken_encodings_offline.DISABLE_ENV
-WATCHED = ("tiktoken", "openai_harmony")
+WATCHED = ("tiktoken", "openai_harmony")  # also in the .pth line
+# The .pth line adds nothing when a finder whose class name starts with "TiktokenEncodingsOffline" is
+# in sys.meta_path already: site may read site-packages twice (a venv's lib64 link to lib).
+TRIGGER = "TiktokenEncodingsOfflineTrigger"  # the class name of the .pth line's tiny finder
 
 
 def install() -> None:
-    """Put the finder first in ``sys.meta_path``, unless switched off or already there."""
-    if _disabled() or any(isinstance(finder, ActivateOnImport) for finder in sys.meta_path):
+    """Put the finder first in ``sys.meta_path`` in place of the .pth line's, unless switched off."""
+    if _disabled():
         return
+    finder = _the_finder()
+    for trigger in [entry for entry in sys.meta_path if type(entry).__name__ == TRIGGER]:
+        sys.meta_path.remove(trigger)
+    if finder is not None and not _listed(finder):
+        sys.meta_path.insert(0, finder)
+
+
+def take_over(
+    fullname: str, path: "Sequence[str] | None" = None, target: "ModuleType | None" = None
+) -> "ModuleSpec | None":
+    """Called by the .pth line's finder at an import of a watched name: this module's finder answers."""
+    finder = _the_finder()
+    if finder is None:
+        return None
+    if not _listed(finder):
+        # In the tiny finder's place, not removed: Python goes on down this very list for the
+        # import under way, and the order other import hooks set stays as it was.
+        triggers = [i for i, entry in enumerate(sys.meta_path) if type(entry).__name__ == TRIGGER]
+        if triggers:
+            sys.meta_path[triggers[0]] = finder
+        else:
+            sys.meta_path.insert(0, finder)
+    return finder.find_spec(fullname, path, target)
+
+
+def _the_finder() -> "TiktokenEncodingsOfflineFinder | None":
+    """The finder in sys.meta_path, or a new one for the names not imported yet (None if none)."""
+    for entry in sys.meta_path:
+        if isinstance(entry, TiktokenEncodingsOfflineFinder):
+            return entry
     if any(name in sys.modules for name in WATCHED):
         _activate()  # installed late (by hand, or by a tool): what is imported already, now
     pending = {name for name in WATCHED if name not in sys.modules}
-    if pending:
-        sys.meta_path.insert(0, ActivateOnImport(pending))
+    return TiktokenEncodingsOfflineFinder(pending) if pending else None
+
+
+def _listed(finder: "TiktokenEncodingsOfflineFinder") -> bool:
+    return any(entry is finder for entry in sys.meta_path)
 
 
 def _disabled() -> bool:
@@ -58,7 +101,7 @@ def _activate() -> None:
             pass
 
 
-class ActivateOnImport:
+class TiktokenEncodingsOfflineFinder:
     """A meta-path finder that finds nothing itself: it only notices the first import of a name."""
 
     def __init__(self, names: "set[str]") -> None:
@@ -90,7 +133,7 @@ class ActivateOnImport:
 class ActivateAfterLoading:
     """The module's own loader, and ``activate()`` once the module has run."""
 
-    def __init__(self, loader: object, finder: "ActivateOnImport") -> None:
+    def __init__(self, loader: object, finder: "TiktokenEncodingsOfflineFinder") -> None:
         self._loader = loader
         self._finder = finder
 

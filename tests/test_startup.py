@@ -77,7 +77,7 @@ def test_direct_calls_give_the_reference_ids_with_no_import(
     assert len(out["ranks"]) == len(MANIFEST.blobs) - 1  # the two GPT-2 files make one table
 
 
-@pytest.mark.parametrize("how", ["disable", "dash-S"])
+@pytest.mark.parametrize("how", ["disable", "disable-start-file", "dash-S"])
 def test_disable_and_dash_s_leave_plain_tiktoken(runtime_venv: Path, tmp_path: Path, how: str) -> None:
     code = (
         f"import sys; print({START_MODULE!r} in sys.modules, 'tiktoken_encodings_offline' in sys.modules)\n"
@@ -85,32 +85,62 @@ def test_disable_and_dash_s_leave_plain_tiktoken(runtime_venv: Path, tmp_path: P
         "print('tiktoken_encodings_offline' in sys.modules)\n"
         "tiktoken.Encoding(**p.cl100k_base())"
     )
+    site = str(site_packages(runtime_venv))
+    disabled = {"TIKTOKEN_ENCODINGS_OFFLINE_DISABLE": "1"}
     if how == "disable":
-        result = offline_python(runtime_venv, code, tmp_path, check=False, TIKTOKEN_ENCODINGS_OFFLINE_DISABLE="1")
-        assert result.stdout.split() == ["True", "False", "False"]  # the .pth line ran and did nothing
+        result = offline_python(runtime_venv, code, tmp_path, check=False, **disabled)
+    elif how == "disable-start-file":  # as Python 3.15 runs the .start file (PEP 829), by hand, with no .pth
+        start = f"import pkgutil; pkgutil.resolve_name({START_MODULE + ':install'!r})()\n"
+        result = offline_python(runtime_venv, start + code, tmp_path, "-S", check=False, PYTHONPATH=site, **disabled)
     else:  # no site: no .pth at all; site-packages reached through PYTHONPATH, which reads no .pth
-        site = str(site_packages(runtime_venv))
         result = offline_python(runtime_venv, code, tmp_path, "-S", check=False, PYTHONPATH=site)
-        assert result.stdout.split() == ["False", "False", "False"]
+    hook_module_imported = how == "disable-start-file"  # by the entry point itself, which then did nothing
+    assert result.stdout.split() == [str(hook_module_imported), "False", "False"]
     assert result.returncode == 1 and "ConnectionError" in result.stderr  # plain tiktoken, offline
 
 
-def test_start_up_imports_nothing_but_the_hook_module(runtime_venv: Path, tmp_path: Path) -> None:
-    plain = make_venv(tmp_path / "plain")  # the same pip and setuptools, no package of ours
-    code = "import sys, json; print(json.dumps(sorted(sys.modules)))"
-    with_hook = set(json.loads(run([str(runtime_venv), "-c", code], env=clean_env()).stdout))
-    without = set(json.loads(run([str(plain), "-c", code], env=clean_env()).stdout))
-    assert with_hook - without == {START_MODULE}
-    assert without - with_hook == set()
+def test_start_up_imports_no_module_that_plain_start_up_does_not(runtime_venv: Path, tmp_path: Path) -> None:
+    """The same modules as a venv without the package; yet the hook is there (tiktoken activates)."""
+    plain = make_venv(tmp_path / "plain")  # the same Python, pip and setuptools, no package of ours
+    modules = "import json, sys; print(json.dumps(sorted(sys.modules)))"
+    active = "import tiktoken.load; print(getattr(tiktoken.load.read_file_cached, '__tiktoken_encodings_offline__', 0))"
+    with_hook, hook_active = offline_python(runtime_venv, f"{modules}\n{active}", tmp_path).stdout.splitlines()
+    without = offline_python(plain, modules, tmp_path).stdout
+    assert set(json.loads(with_hook)) == set(json.loads(without))
+    assert hook_active == "True"
 
 
-def test_the_hook_is_installed_once_and_leaves_once_both_names_are_imported(harmony_venv: Path, tmp_path: Path) -> None:
-    """Both start-up files run (a Python that reads each): still one finder; gone after its last import."""
+@pytest.mark.parametrize("name", ["tiktoken", "openai_harmony"])
+def test_the_hook_module_is_imported_at_the_first_import_of_tiktoken_or_harmony_only(
+    harmony_venv: Path, tmp_path: Path, name: str
+) -> None:
+    """Other imports (json, email, a missing module) leave it out; the watched one brings it and activates."""
+    code = (
+        "import os, sys\n"
+        f"seen = lambda: print({START_MODULE!r} in sys.modules, os.environ.get('TIKTOKEN_RS_CACHE_DIR'))\n"
+        "seen()\n"
+        "import json, email.message\n"
+        "try:\n    import no_such_module\nexcept ImportError:\n    pass\n"
+        "seen()\n"
+        f"import {name}\n"
+        "seen()"
+    )
+    out = offline_python(harmony_venv, code, tmp_path).stdout.splitlines()
+    data = site_packages(harmony_venv) / "tiktoken_encodings_offline" / "data"
+    assert out == ["False None", "False None", f"True {data}"]
+
+
+@pytest.mark.parametrize("start_file_too", [False, True], ids=["pth", "pth-and-start-file"])
+def test_the_hook_is_installed_once_and_leaves_once_both_names_are_imported(
+    harmony_venv: Path, tmp_path: Path, start_file_too: bool
+) -> None:
+    """The .pth alone, or both start-up files (a Python that reads each): one finder; gone after its last import."""
     site = site_packages(harmony_venv)
+    start_file = f"pkgutil.resolve_name({START_MODULE + ':install'!r})()\n" if start_file_too else ""
     code = (
         "import pkgutil, sys\n"
         "print(len(sys.meta_path))\n"
-        f"pkgutil.resolve_name({START_MODULE + ':install'!r})()\n"
+        f"{start_file}"
         "print(len(sys.meta_path))\n"
         "import tiktoken\n"
         "print(len(sys.meta_path))\n"
@@ -150,11 +180,26 @@ def test_the_start_file_names_the_hook_and_it_activates_on_its_own(
     site = site_packages(runtime_venv)
     entry_point = (site / "tiktoken_encodings_offline.start").read_text(encoding="utf-8").strip()
     assert entry_point == f"{START_MODULE}:install"
-    assert (site / "tiktoken_encodings_offline.pth").read_text(encoding="utf-8").startswith(f"import {START_MODULE};")
     first = "import tiktoken\n" if imported_first else ""
     code = (
         f"import pkgutil, sys; sys.path.append({str(site)!r})\n{first}"
         f"pkgutil.resolve_name({entry_point!r})()\n"
+        "import tiktoken, tiktoken_ext.openai_public as p\n"
+        "print(tiktoken.Encoding(**p.o200k_base()).encode('hello world'))"
+    )
+    assert offline_python(runtime_venv, code, tmp_path, "-S").stdout.strip() == "[24912, 2375]"
+
+
+@pytest.mark.parametrize("imported_first", [False, True], ids=["before-tiktoken", "after-tiktoken"])
+def test_the_pth_line_activates_when_site_reads_it_late(
+    runtime_venv: Path, tmp_path: Path, imported_first: bool
+) -> None:
+    """site.addsitedir by hand (as a tool may do), before or after tiktoken is imported: active either way."""
+    site = site_packages(runtime_venv)
+    first = f"sys.path.append({str(site)!r}); import tiktoken\n" if imported_first else ""
+    code = (
+        f"import site, sys\n{first}"
+        f"site.addsitedir({str(site)!r})\n"
         "import tiktoken, tiktoken_ext.openai_public as p\n"
         "print(tiktoken.Encoding(**p.o200k_base()).encode('hello world'))"
     )
