@@ -106,21 +106,30 @@ class TiktokenEncodingsOfflineFinder:
 
     def __init__(self, names: "set[str]") -> None:
         self._pending = names
+        self._looking_up: set[str] = set()
 
     def find_spec(
         self, fullname: str, path: "Sequence[str] | None" = None, target: "ModuleType | None" = None
     ) -> "ModuleSpec | None":
-        if fullname not in self._pending:
+        if fullname not in self._pending or fullname in self._looking_up:
             return None
-        # Removed first: the look-up below asks every finder again, this one included.
-        self._pending.discard(fullname)
-        from importlib.util import find_spec
+        # The look-up below asks every finder again, this one included: it must answer None then.
+        # The name stays watched until its module has run: importlib.util.find_spec("tiktoken"),
+        # a check many libraries make before importing, runs no module and must not use it up.
+        self._looking_up.add(fullname)
+        try:
+            from importlib.util import find_spec
 
-        spec = find_spec(fullname)  # what Python finds without this finder (an error it raises, they raise)
+            spec = find_spec(fullname)  # what Python finds without this finder (an error it raises, they raise)
+        finally:
+            self._looking_up.discard(fullname)
         if spec is None or not hasattr(spec.loader, "exec_module"):
             return None  # not installed, or a loader this cannot follow: as if this finder were not here
         spec.loader = ActivateAfterLoading(spec.loader, self)  # type: ignore[assignment]
         return spec
+
+    def loaded(self, name: str) -> None:
+        self._pending.discard(name)
 
     def leave_if_done(self) -> None:
         if not self._pending:
@@ -150,5 +159,6 @@ class ActivateAfterLoading:
         if module.__spec__ is not None:
             module.__spec__.loader = self._loader  # type: ignore[assignment]
         self._loader.exec_module(module)  # type: ignore[attr-defined]
+        self._finder.loaded(module.__name__)
         _activate()
         self._finder.leave_if_done()

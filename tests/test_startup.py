@@ -297,6 +297,20 @@ def test_openai_harmony_renders_and_parses_with_no_import_and_no_variable(
     assert json.loads(result.stdout) == out["tokens"]
 
 
+@pytest.mark.parametrize("checked", ["openai_harmony", "tiktoken"])
+def test_a_find_spec_check_before_the_import_still_activates(
+    harmony_venv: Path, direct_reference: dict[str, object], tmp_path: Path, checked: str
+) -> None:
+    # Libraries check that a module is there (importlib.util.find_spec) before they import it: the
+    # check runs no module, so the import after it must still be the one that activates.
+    check = f"import importlib.util; assert importlib.util.find_spec({checked!r}) is not None\n"
+    out = json.loads(offline_python(harmony_venv, check + HARMONY, tmp_path).stdout)
+    assert out["parsed"] == [["assistant", "final", "4"]]
+    out = json.loads(offline_python(harmony_venv, check + DIRECT_CALLS, tmp_path).stdout)
+    assert out.pop("activated") is True
+    assert out == direct_reference
+
+
 @pytest.mark.parametrize("variable", ["TIKTOKEN_RS_CACHE_DIR", "TIKTOKEN_ENCODINGS_BASE"])
 def test_a_variable_the_user_set_for_harmony_wins(harmony_venv: Path, tmp_path: Path, variable: str) -> None:
     empty = tmp_path / "empty"
