@@ -8,6 +8,7 @@ in a network namespace with no network.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -79,6 +80,9 @@ DAMAGES: dict[str, Callable[[Path], Path]] = {
     "blob missing": _blob(lambda path: path.unlink()),
     "blob truncated": _blob(lambda path: path.write_bytes(path.read_bytes()[: CL100K.size // 2])),
     "blob altered": _blob(lambda path: path.write_bytes(path.read_bytes()[:-1] + b"!")),
+    # Reading these without a bound never ends (a device) or never starts (a FIFO with no writer).
+    "blob replaced by a device": _blob(lambda path: path.unlink() or path.symlink_to("/dev/zero")),  # type: ignore[func-returns-value]
+    "blob replaced by a FIFO": _blob(lambda path: path.unlink() or os.mkfifo(path)),  # type: ignore[func-returns-value]
 }
 # What the import can see costs a few system calls (record shape, each file's presence and size);
 # the content of a file and each row's SHA-1 name are checked when tiktoken first loads.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from collections import namedtuple
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple
@@ -93,11 +94,22 @@ def load_manifest(path: str = MANIFEST_PATH) -> Manifest:
         return parse_manifest(json.load(f))
 
 
-def sha256_file(path: str | os.PathLike[str]) -> str:
+def sha256_file(path: str | os.PathLike[str], limit: int) -> str:
+    """The SHA-256 of at most ``limit`` bytes of a regular file.
+
+    A device or a FIFO planted under a vendored name would make an unbounded read hang (or block
+    at open): it is an OSError here, read like a missing file.
+    """
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise OSError(f"{path} is not a regular file")
     digest = hashlib.sha256()
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
+        while limit > 0:
+            chunk = f.read(min(limit, 1 << 20))
+            if not chunk:
+                break
             digest.update(chunk)
+            limit -= len(chunk)
     return digest.hexdigest()
 
 
