@@ -12,15 +12,14 @@ buildtime/tiktoken_encodings_offline_build/fastpath.py.
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import struct
 import sys
 from itertools import chain
 from typing import Any, Callable
 
-from . import _env_flag, _notice
-from ._manifest import Record
+from . import FIX, _env_flag, _notice
+from ._manifest import Record, read_verified
 
 OFF_ENV = "TIKTOKEN_ENCODINGS_OFFLINE_NO_FASTPATH"
 FOLDER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fastpath")
@@ -199,19 +198,13 @@ def _data_gym(original: Callable[..., Ranks], names: tuple[str, ...], ranks_for:
 
 def load_table(table: Table) -> Ranks | None:
     """A fresh dict from a verified table; None (and one notice) when it is missing or damaged."""
-    try:
-        with open(table.path, "rb", buffering=0) as f:
-            data = f.read()
-    except OSError as error:
-        _notice(f"cannot read {table.path} ({error}); tiktoken parses its file itself")
-        return None
-    if hashlib.sha256(data).hexdigest() != table.sha256:
-        _notice(f"{table.path} is damaged (SHA-256 differs from {table.sha256}); reinstall tiktoken-encodings-offline")
+    data = read_verified(table.path, table.sha256, FIX)
+    if data is None:
         return None
     try:
         return decode_table(data)
     except (ValueError, IndexError, struct.error) as error:
-        _notice(f"{table.path} cannot be read ({error}); reinstall tiktoken-encodings-offline")
+        _notice(f"{table.path} cannot be read ({error}); {FIX}")
         return None
 
 

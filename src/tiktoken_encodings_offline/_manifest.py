@@ -113,6 +113,22 @@ def sha256_file(path: str | os.PathLike[str], limit: int) -> str:
     return digest.hexdigest()
 
 
+def read_verified(path: str, sha256: str, fix: str) -> bytes | None:
+    """The bytes of ``path`` if they hash to ``sha256``; else None, and one notice naming the file and ``fix``."""
+    from . import _notice
+
+    try:
+        with open(path, "rb", buffering=0) as f:
+            data = f.read()
+    except OSError as error:
+        _notice(f"cannot read {path} ({error.strerror or error}); {fix}")
+        return None
+    if hashlib.sha256(data).hexdigest() != sha256:
+        _notice(f"{path} is damaged (SHA-256 differs from {sha256}); {fix}")
+        return None
+    return data
+
+
 def record_requests(constructor: Callable[[], object]) -> dict[str, str | None]:
     """The URLs and expected hashes one tiktoken encoding constructor asks for; nothing is read.
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import Callable
 
 from . import FIX, RECORD_NAME, STRICT_ENV, _env_flag, _notice, inspect, installation, where
-from ._manifest import Blob, Record, cache_name, load_manifest
+from ._manifest import Blob, Record, cache_name, load_manifest, read_verified
 
 _MARKER = "__tiktoken_encodings_offline__"
 _lock = threading.Lock()
@@ -109,7 +109,7 @@ def _wrap(
     def read_file_cached(blobpath: str, expected_hash: str | None = None) -> bytes:
         blob = served.get(blobpath)
         if blob is not None and expected_hash in (None, blob.sha256):
-            data = _read_verified(folder, blob)
+            data = read_verified(os.path.join(folder, blob.cache_name), blob.sha256, FIX)
             if data is not None:
                 return data
             damaged.setdefault(blobpath, f"{os.path.join(folder, blob.cache_name)} is damaged; {FIX}")
@@ -124,20 +124,6 @@ def _wrap(
 
     setattr(read_file_cached, _MARKER, True)
     return read_file_cached
-
-
-def _read_verified(folder: str, blob: Blob) -> bytes | None:
-    path = os.path.join(folder, blob.cache_name)
-    try:
-        with open(path, "rb", buffering=0) as f:
-            data = f.read()
-    except OSError as error:
-        _notice(f"cannot read {path} ({error.strerror or error}); {FIX}")
-        return None
-    if hashlib.sha256(data).hexdigest() != blob.sha256:
-        _notice(f"{path} is damaged (its SHA-256 is not {blob.sha256}); {FIX}")
-        return None
-    return data
 
 
 def _cache_dir_in_effect() -> str | None:
