@@ -65,8 +65,8 @@ def take_over(
 
 def _is_trigger(entry: object) -> bool:
     # The .pth line's trigger is a lambda, so it has no class name to tell it by; it is the callable
-    # whose code holds this module's name among its constants. (Site may read the .pth twice, through
-    # a venv's lib64 link to lib: each read adds one.)
+    # whose code holds this module's name among its constants. Each read of the .pth adds one, and
+    # site reads a venv's site-packages twice (site.venv() and site.main() both add it).
     consts = getattr(getattr(entry, "__code__", None), "co_consts", None)
     return isinstance(consts, tuple) and MODULE in consts
 
@@ -106,7 +106,7 @@ def _disabled() -> bool:
 
 
 def _spec_from_the_others(fullname: str) -> "ModuleSpec | None":
-    """What Python finds for ``fullname`` without this module's finder (an error they raise, it raises)."""
+    """What the finders in sys.meta_path find for ``fullname`` (an error they raise, it raises)."""
     from importlib.util import find_spec
 
     return find_spec(fullname)
