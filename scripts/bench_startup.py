@@ -141,12 +141,12 @@ def startup_rows(bench: Any, wheel: Path) -> None:
     bench.row("start-up with the .pth hook - plain start-up (fresh processes, paired median)", added,
               f"{added:+.2f} ms (best {cost['hook_ms']:.2f} vs {cost['plain_ms']:.2f})", "<= 0.2 ms",
               added <= 0.2)  # fmt: skip
-    bench.row("  CPU time of a .pth holding only `import sys` - plain (the floor)", floor, f"{floor:+.2f} ms",
+    bench.row("  the floor: a .pth holding only `import sys` - plain", floor, f"{floor:+.2f} ms",
               "shown", None)  # fmt: skip
     counts = cost["instructions"]
     if counts is not None:
         hook, floor_count, plain = (counts[name] / 1e6 for name in ("hook", "floor", "plain"))
-        bench.row("  instructions (valgrind): hook - plain; `import sys` .pth - plain", hook - plain,
+        bench.row("  instructions (valgrind): hook; `import sys` .pth - plain", hook - plain,
                   f"{hook - plain:+.2f}M; {floor_count - plain:+.2f}M of {plain:.1f}M", "shown", None)  # fmt: skip
     bench.row("  the .pth processed as site does, in-process (best)", cost["pth_ms"], f"{cost['pth_ms']:.3f} ms",
               "shown", None)  # fmt: skip
