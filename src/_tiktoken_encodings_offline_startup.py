@@ -2,18 +2,20 @@
 
 Python starts it in one of two ways:
 
-- Python up to 3.14: the one line of ``tiktoken_encodings_offline.pth`` imports no module. When the
-  switch is not on, it puts a tiny finder (``TiktokenEncodingsOfflineTrigger``) first in
-  ``sys.meta_path``; that finder answers every import with None after one set look-up, except
-  ``tiktoken`` and ``openai_harmony``: for those it imports this module and calls ``take_over()``.
+- Python up to 3.14: the one line of ``tiktoken_encodings_offline.pth`` imports no module and reads
+  no switch. It puts a trigger first in ``sys.meta_path``: a lambda that answers every import with
+  None after one set look-up, except ``tiktoken`` and ``openai_harmony``: for those it imports this
+  module and calls ``take_over()``. If tiktoken is imported already (site read the file late), the
+  line calls the trigger at once.
 - Python 3.15 on: the ``tiktoken_encodings_offline.start`` file (PEP 829) calls ``install()`` here,
   and Python then skips the ``.pth`` import line.
 
-Either way this module puts its finder (``TiktokenEncodingsOfflineFinder``) in ``sys.meta_path``
-once, in place of the tiny one. It answers every import with None after one set look-up, except the first import
-of ``tiktoken`` and of ``openai_harmony``: it lets that module load exactly as it would without
-the finder, then calls ``tiktoken_encodings_offline.activate()`` (the same call the ``tiktoken_ext``
-plugin makes), and leaves ``sys.meta_path`` once both are seen.
+Either way this module reads ``TIKTOKEN_ENCODINGS_OFFLINE_DISABLE`` then: switched on, it removes
+every trigger and nothing activates. Otherwise it puts its finder (``TiktokenEncodingsOfflineFinder``)
+in ``sys.meta_path`` once, in place of the triggers. It answers every import with None after one set
+look-up, except the first import of ``tiktoken`` and of ``openai_harmony``: it lets that module load
+exactly as it would without the finder, then calls ``tiktoken_encodings_offline.activate()`` (the
+same call the ``tiktoken_ext`` plugin makes), and leaves ``sys.meta_path`` once both are seen.
 
 This module must not import ``tiktoken_encodings_offline`` before that (importing the package
 activates it), so it repeats the name of the switch that turns everything off.
@@ -32,18 +34,15 @@ if TYPE_CHECKING:
 
 DISABLE_ENV = "TIKTOKEN_ENCODINGS_OFFLINE_DISABLE"  # tiktoken_encodings_offline.DISABLE_ENV
 WATCHED = ("tiktoken", "openai_harmony")  # also in the .pth line
-# The .pth line adds nothing when a finder whose class name starts with "TiktokenEncodingsOffline" is
-# in sys.meta_path already: site may read site-packages twice (a venv's lib64 link to lib).
-TRIGGER = "TiktokenEncodingsOfflineTrigger"  # the class name of the .pth line's tiny finder
+MODULE = "_tiktoken_encodings_offline_startup"  # this module, as the .pth line names it
+
+_failed = False  # activation failed once: said once, not tried again
 
 
 def install() -> None:
-    """Put the finder first in ``sys.meta_path`` in place of the .pth line's, unless switched off."""
-    if _disabled():
-        return
-    finder = _the_finder()
-    for trigger in [entry for entry in sys.meta_path if type(entry).__name__ == TRIGGER]:
-        sys.meta_path.remove(trigger)
+    """Put the finder first in ``sys.meta_path`` in place of the .pth line's triggers, unless switched off."""
+    finder = None if _disabled() else _the_finder()
+    _replace_triggers(None)
     if finder is not None and not _listed(finder):
         sys.meta_path.insert(0, finder)
 
@@ -51,19 +50,39 @@ def install() -> None:
 def take_over(
     fullname: str, path: "Sequence[str] | None" = None, target: "ModuleType | None" = None
 ) -> "ModuleSpec | None":
-    """Called by the .pth line's finder at an import of a watched name: this module's finder answers."""
-    finder = _the_finder()
+    """Called by the .pth line's trigger at an import of a watched name: this module's finder answers.
+
+    The line also calls it at once when tiktoken is imported already (the spec then goes unused).
+    """
+    finder = None if _disabled() else _the_finder()
+    _replace_triggers(finder)
     if finder is None:
-        return None
-    if not _listed(finder):
-        # In the tiny finder's place, not removed: Python goes on down this very list for the
-        # import under way, and the order other import hooks set stays as it was.
-        triggers = [i for i, entry in enumerate(sys.meta_path) if type(entry).__name__ == TRIGGER]
-        if triggers:
-            sys.meta_path[triggers[0]] = finder
+        # The trigger that called is gone from the list Python is going down for this import, so
+        # Python would skip the entry after it: the others are asked here instead.
+        return _spec_from_the_others(fullname)
+    return finder.find_spec(fullname, path, target)
+
+
+def _is_trigger(entry: object) -> bool:
+    # The .pth line's trigger is a lambda, so it has no class name to tell it by; it is the callable
+    # whose code holds this module's name among its constants. Each read of the .pth adds one, and
+    # site reads a venv's site-packages twice (site.venv() and site.main() both add it).
+    consts = getattr(getattr(entry, "__code__", None), "co_consts", None)
+    return isinstance(consts, tuple) and MODULE in consts
+
+
+def _replace_triggers(finder: "TiktokenEncodingsOfflineFinder | None") -> None:
+    """The first trigger's place goes to ``finder`` (if not listed yet); every other trigger leaves."""
+    places = [i for i, entry in enumerate(sys.meta_path) if _is_trigger(entry)]
+    if finder is not None and not _listed(finder):
+        # In the trigger's place, not removed: Python goes on down this very list for the import
+        # under way, and the order other import hooks set stays as it was.
+        if places:
+            sys.meta_path[places.pop(0)] = finder
         else:
             sys.meta_path.insert(0, finder)
-    return finder.find_spec(fullname, path, target)
+    for i in reversed(places):
+        del sys.meta_path[i]
 
 
 def _the_finder() -> "TiktokenEncodingsOfflineFinder | None":
@@ -86,12 +105,23 @@ def _disabled() -> bool:
     return os.environ.get(DISABLE_ENV, "").strip().lower() not in ("", "0", "false", "no", "off")
 
 
+def _spec_from_the_others(fullname: str) -> "ModuleSpec | None":
+    """What the finders in sys.meta_path find for ``fullname`` (an error they raise, it raises)."""
+    from importlib.util import find_spec
+
+    return find_spec(fullname)
+
+
 def _activate() -> None:
+    global _failed
+    if _failed:  # the same damage again: one notice per process is enough
+        return
     try:
         import tiktoken_encodings_offline
 
         tiktoken_encodings_offline.activate()
     except Exception as error:
+        _failed = True
         try:  # noqa: SIM105 - contextlib is not imported at start-up
             sys.stderr.write(
                 "tiktoken-encodings-offline: not active, tiktoken works as without it "
@@ -118,9 +148,7 @@ class TiktokenEncodingsOfflineFinder:
         # a check many libraries make before importing, runs no module and must not use it up.
         self._looking_up.add(fullname)
         try:
-            from importlib.util import find_spec
-
-            spec = find_spec(fullname)  # what Python finds without this finder (an error it raises, they raise)
+            spec = _spec_from_the_others(fullname)
         finally:
             self._looking_up.discard(fullname)
         if spec is None or not hasattr(spec.loader, "exec_module"):

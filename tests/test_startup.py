@@ -7,6 +7,7 @@ set, and with an empty TMPDIR, so tiktoken's default cache cannot help either.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -130,28 +131,83 @@ def test_the_hook_module_is_imported_at_the_first_import_of_tiktoken_or_harmony_
     assert out == ["False None", "False None", f"True {data}"]
 
 
+# Each entry of sys.meta_path, as one word: the .pth line's triggers are plain functions, the hook
+# module's finder goes by its class name, every other entry by its class name (a class by its own).
+META_PATH = (
+    "import sys\n"
+    "def meta_path():\n"
+    "    kinds = (type(entry).__name__ if not isinstance(entry, type) else entry.__name__ for entry in sys.meta_path)\n"
+    "    print(' '.join('trigger' if kind == 'function' else kind for kind in kinds))\n"
+)
+FINDER = "TiktokenEncodingsOfflineFinder"
+
+
+def read_pth_again(site: Path) -> str:
+    """Code that makes site read the wheel's .pth once more, as a second site dir holding it would."""
+    return f"import site; site.addpackage({str(site)!r}, 'tiktoken_encodings_offline.pth', set())\n"
+
+
 @pytest.mark.parametrize("start_file_too", [False, True], ids=["pth", "pth-and-start-file"])
-def test_the_hook_is_installed_once_and_leaves_once_both_names_are_imported(
+def test_one_finder_in_place_of_every_trigger_and_none_once_both_names_are_imported(
     harmony_venv: Path, tmp_path: Path, start_file_too: bool
 ) -> None:
-    """The .pth alone, or both start-up files (a Python that reads each): one finder; gone after its last import."""
+    """The .pth read more than once adds a trigger each time (a venv's site reads it twice already).
+
+    The first import of tiktoken puts one finder in the place of the first trigger and removes the
+    others (or the .start entry point does, before it); the finder leaves after openai_harmony.
+    Every other import hook stays where it was.
+    """
     site = site_packages(harmony_venv)
     start_file = f"pkgutil.resolve_name({START_MODULE + ':install'!r})()\n" if start_file_too else ""
     code = (
-        "import pkgutil, sys\n"
-        "print(len(sys.meta_path))\n"
+        f"{META_PATH}import pkgutil\n"
+        "meta_path()\n"
+        f"{read_pth_again(site)}"
+        "meta_path()\n"
         f"{start_file}"
-        "print(len(sys.meta_path))\n"
         "import tiktoken\n"
-        "print(len(sys.meta_path))\n"
+        "meta_path()\n"
         "import openai_harmony\n"
-        "print(len(sys.meta_path))"
+        "meta_path()"
     )
-    counts = [int(n) for n in offline_python(harmony_venv, code, tmp_path).stdout.split()]
-    disabled = {"TIKTOKEN_ENCODINGS_OFFLINE_DISABLE": "1"}
-    plain = int(offline_python(harmony_venv, "import sys; print(len(sys.meta_path))", tmp_path, **disabled).stdout)
-    assert (site / "tiktoken_encodings_offline.pth").is_file()
-    assert counts == [plain + 1, plain + 1, plain + 1, plain]
+    at_start, read_again, after_tiktoken, after_harmony = offline_python(
+        harmony_venv, code, tmp_path
+    ).stdout.splitlines()
+    triggers = at_start.split().count("trigger")
+    assert triggers >= 1 and read_again.split().count("trigger") == triggers + 1
+    others = [kind for kind in at_start.split() if kind != "trigger"]
+    assert others[-1] == "PathFinder" and FINDER not in others
+    assert after_tiktoken.split() == [FINDER, *others]
+    assert after_harmony.split() == others
+    assert [kind for kind in read_again.split() if kind != "trigger"] == others
+
+
+@pytest.mark.parametrize("switch", ["set-after-start-up", "unset-after-start-up"])
+def test_the_switch_is_read_at_the_first_import_of_tiktoken(runtime_venv: Path, tmp_path: Path, switch: str) -> None:
+    """TIKTOKEN_ENCODINGS_OFFLINE_DISABLE counts as it is when tiktoken is first imported.
+
+    Set then: every trigger leaves, nothing activates, and tiktoken fails offline as plain tiktoken
+    does. Unset then (though set at start-up): the package activates.
+    """
+    disabled = switch == "set-after-start-up"
+    code = (
+        f"{META_PATH}import os\n"
+        f"os.environ['TIKTOKEN_ENCODINGS_OFFLINE_DISABLE'] = {'1' if disabled else '0'!r}\n"
+        "import tiktoken, tiktoken_ext.openai_public as p\n"
+        "meta_path()\n"
+        "print('tiktoken_encodings_offline' in sys.modules, os.environ.get('TIKTOKEN_CACHE_DIR'))\n"
+        "print(tiktoken.Encoding(**p.o200k_base()).encode('hello world'))"
+    )
+    at_start = {} if disabled else {"TIKTOKEN_ENCODINGS_OFFLINE_DISABLE": "1"}
+    result = offline_python(runtime_venv, code, tmp_path, check=False, **at_start)
+    meta_path, imported, *ids = result.stdout.splitlines()
+    assert "trigger" not in meta_path.split()
+    if disabled:
+        assert FINDER not in meta_path.split() and imported == "False None"
+        assert ids == [] and result.returncode == 1 and "ConnectionError" in result.stderr  # plain tiktoken
+    else:
+        data = site_packages(runtime_venv) / "tiktoken_encodings_offline" / "data"
+        assert imported == f"True {data}" and ids == ["[24912, 2375]"], result.stderr
 
 
 def test_a_missing_module_fails_as_before_and_activates_nothing(full_wheel: Path, tmp_path: Path) -> None:
@@ -237,6 +293,20 @@ def test_a_broken_package_leaves_tiktoken_working_and_says_so(full_wheel: Path, 
     assert result.stdout.split() == ["started", "tiktoken.registry"]
     assert result.stderr.count("tiktoken-encodings-offline: not active") == 1
     assert "RuntimeError: damaged on purpose" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_package_folder_gone_is_said_once_and_both_modules_work(full_wheel: Path, tmp_path: Path) -> None:
+    """The .pth line and the hook module are there, the package folder is not: one notice per process."""
+    python = make_venv(tmp_path / "venv", str(full_wheel), "openai-harmony")
+    shutil.rmtree(site_packages(python) / "tiktoken_encodings_offline")
+    code = (
+        "import tiktoken, openai_harmony, tiktoken_ext.openai_public as p\n"
+        "print(tiktoken.Encoding(**p.o200k_base()).encode('hello world'))"
+    )
+    result = offline_python(python, code, tmp_path, check=False)
+    assert result.returncode == 1 and "ConnectionError" in result.stderr  # plain tiktoken, offline
+    notice = "tiktoken-encodings-offline: not active, tiktoken works as without it (ModuleNotFoundError"
+    assert result.stderr.count("tiktoken-encodings-offline: not active") == 1 and notice in result.stderr
 
 
 def test_editable_install_activates_with_no_import(
