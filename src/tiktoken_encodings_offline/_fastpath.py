@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from ._runtime import Record
 
     Ranks = dict[bytes, int]
+    DerivedRow = tuple[tuple[str, ...], tuple[str, ...], str, str, int, str]
     RanksFor = Callable[[tuple[str, ...], tuple[Any, ...]], Ranks | None]
 
 
@@ -123,26 +124,36 @@ def read_tables(record: Record, folder: str = FOLDER) -> dict[tuple[str, ...], T
 
     No record: {}. A record that is not exactly this version's is an error.
     """
+    carried = {blob.url: blob.sha256 for blob in record.blobs}
+    tables = {}
+    for source, shas, path, sha256, _, version in read_derived(folder) or ():
+        if version == str(FORMAT_VERSION) and all(carried.get(url) == sha for url, sha in zip(source, shas)):
+            tables[source] = Table(shas, path, sha256)
+    return tables
+
+
+def read_derived(folder: str = FOLDER) -> list[DerivedRow] | None:
+    """The rows of ``folder``'s derived.tsv: (source URLs, their SHA-256, the table's path, its
+    SHA-256, its size, its format). None when there is no such file; ValueError (naming the file)
+    when it is not exactly a record of this version."""
     path = os.path.join(folder, RECORD_NAME)
     try:
         with open(path, "rb") as f:
-            header, *rows = f.read().decode("utf-8").split("\n")
+            header, *lines = f.read().decode("utf-8").split("\n")
     except (FileNotFoundError, NotADirectoryError):
-        return {}
-    if tuple(header.split("\t")) != RECORD_COLUMNS or rows[-1:] != [""]:
+        return None
+    if tuple(header.split("\t")) != RECORD_COLUMNS or lines[-1:] != [""]:
         raise ValueError(f"{path} is not a record of this version")
-    carried = {blob.url: blob.sha256 for blob in record.blobs}
-    tables = {}
-    for row in rows[:-1]:
-        fields = row.split("\t")
+    rows = []
+    for line in lines[:-1]:
+        fields = line.split("\t")
         if len(fields) != len(RECORD_COLUMNS) or fields[2] != f"{fields[3]}.ranks" or not fields[4].isdigit():
-            raise ValueError(f"{path}: invalid row {row!r}")
+            raise ValueError(f"{path}: invalid row {line!r}")
         source, shas = tuple(fields[0].split(" ")), tuple(fields[1].split(" "))
-        if len(source) != len(shas):
-            raise ValueError(f"{path}: invalid row {row!r}")
-        if fields[5] == str(FORMAT_VERSION) and all(carried.get(url) == sha for url, sha in zip(source, shas)):
-            tables[source] = Table(shas, os.path.join(folder, fields[2]), fields[3])
-    return tables
+        if len(source) != len(shas) or not fields[4].isascii():
+            raise ValueError(f"{path}: invalid row {line!r}")
+        rows.append((source, shas, os.path.join(folder, fields[2]), fields[3], int(fields[4]), fields[5]))
+    return rows
 
 
 def _bind(names: tuple[str, ...], args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any] | None:
