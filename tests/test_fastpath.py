@@ -275,7 +275,7 @@ def test_only_blobs_the_record_carries_are_served(runtime_venv: Path, target: Pa
     assert tables_opened(result, "r50k_base") != []
 
 
-@pytest.mark.parametrize("field", ["count", "runs"])
+@pytest.mark.parametrize("field", ["count", "runs", "runs-past-the-end"])
 def test_a_table_that_does_not_decode_is_refused_even_with_a_matching_hash(
     field: str, runtime_venv: Path, target: Path, layouts: dict[str, Path]
 ) -> None:
@@ -286,13 +286,17 @@ def test_a_table_that_does_not_decode_is_refused_even_with_a_matching_hash(
     data = bytearray((fast_dir / row[2]).read_bytes())
     if field == "count":
         data[16:20] = struct.pack("<I", struct.unpack("<I", data[16:20])[0] + 1)  # header: token count
-    else:
+    elif field == "runs":
         data[-4:] = struct.pack("<I", struct.unpack("<I", data[-4:])[0] - 1)  # last run's count
+    else:
+        data[28:32] = struct.pack("<I", struct.unpack("<I", data[28:32])[0] + 1)  # header: one run more than there is
     digest = hashlib.sha256(data).hexdigest()
     (fast_dir / f"{digest}.ranks").write_bytes(bytes(data))
     derived.write_text(derived.read_text().replace(f"{row[2]}\t{row[3]}", f"{digest}.ranks\t{digest}"))
     result, stderr = probe(runtime_venv, ["cl100k_base"], clean_env(PYTHONPATH=str(target)))
     assert f"{digest}.ranks cannot be read" in stderr and "reinstall" in stderr
+    if field == "runs-past-the-end":  # read as the end of the file, not as zeros past it
+        assert f"(it ends at byte {len(data)}, before byte {len(data) + 8})" in stderr
     assert without_opened(result) == tiktoken_own(runtime_venv, layouts["cache"], ["cl100k_base"])
     assert blobs_opened(result, "cl100k_base") == [CL100K.cache_name]
 
