@@ -3,6 +3,9 @@
 The wrapper answers from the vendored folder when the URL is one it carries and tiktoken's
 ``expected_hash`` (when given) is the manifest's; every other request goes on as with plain
 tiktoken, except that nothing is ever written into the vendored folder.
+
+``Blob`` and ``Record`` (what a data folder's vendored.tsv lists) live here, not in
+``_manifest``: activation, inside tiktoken's first ``get_encoding``, then imports one module less.
 """
 
 from __future__ import annotations
