@@ -275,7 +275,7 @@ def test_only_blobs_the_record_carries_are_served(runtime_venv: Path, target: Pa
     assert tables_opened(result, "r50k_base") != []
 
 
-@pytest.mark.parametrize("field", ["count", "runs"])
+@pytest.mark.parametrize("field", ["count", "runs", "runs-past-the-end"])
 def test_a_table_that_does_not_decode_is_refused_even_with_a_matching_hash(
     field: str, runtime_venv: Path, target: Path, layouts: dict[str, Path]
 ) -> None:
@@ -286,13 +286,17 @@ def test_a_table_that_does_not_decode_is_refused_even_with_a_matching_hash(
     data = bytearray((fast_dir / row[2]).read_bytes())
     if field == "count":
         data[16:20] = struct.pack("<I", struct.unpack("<I", data[16:20])[0] + 1)  # header: token count
-    else:
+    elif field == "runs":
         data[-4:] = struct.pack("<I", struct.unpack("<I", data[-4:])[0] - 1)  # last run's count
+    else:
+        data[28:32] = struct.pack("<I", struct.unpack("<I", data[28:32])[0] + 1)  # header: one run more than there is
     digest = hashlib.sha256(data).hexdigest()
     (fast_dir / f"{digest}.ranks").write_bytes(bytes(data))
     derived.write_text(derived.read_text().replace(f"{row[2]}\t{row[3]}", f"{digest}.ranks\t{digest}"))
     result, stderr = probe(runtime_venv, ["cl100k_base"], clean_env(PYTHONPATH=str(target)))
     assert f"{digest}.ranks cannot be read" in stderr and "reinstall" in stderr
+    if field == "runs-past-the-end":  # read as the end of the file, not as zeros past it
+        assert f"(it ends at byte {len(data)}, before byte {len(data) + 8})" in stderr
     assert without_opened(result) == tiktoken_own(runtime_venv, layouts["cache"], ["cl100k_base"])
     assert blobs_opened(result, "cl100k_base") == [CL100K.cache_name]
 
@@ -373,6 +377,70 @@ def test_the_switch_turns_it_off(runtime_venv: Path) -> None:
     result, stderr = probe(runtime_venv, ["r50k_base"], clean_env(TIKTOKEN_ENCODINGS_OFFLINE_NO_FASTPATH="1"))
     assert stderr == "" and tables_opened(result, "r50k_base") == []
     assert blobs_opened(result, "r50k_base") == [MANIFEST.blobs_for(["r50k_base"])[0].cache_name]
+
+
+# --- verify re-hashes the tables and checks derived.tsv against vendored.tsv ------------------------
+
+
+def verify_offline(python: Path, target: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [python, "-m", "tiktoken_encodings_offline", "verify", *args]
+    return run(offline(command), env=clean_env(PYTHONPATH=str(target)), check=False)
+
+
+def table_of(fast_dir: Path, url: str) -> Path:
+    row = next(r for r in (fast_dir / "derived.tsv").read_text().splitlines() if r.startswith(url))
+    return fast_dir / row.split("\t")[2]
+
+
+def test_verify_rehashes_each_table_and_names_a_damaged_or_missing_one(runtime_venv: Path, target: Path) -> None:
+    fast_dir = target / "tiktoken_encodings_offline" / FAST_FOLDER
+    intact = verify_offline(runtime_venv, target)
+    assert intact.returncode == 0 and "verified: all intact" in intact.stdout
+    o200k, cl100k = table_of(fast_dir, O200K.url), table_of(fast_dir, CL100K.url)
+    assert f"ok       {o200k.name}  (fast path table of o200k_base.tiktoken)" in intact.stdout
+    data = bytearray(o200k.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    o200k.write_bytes(bytes(data))
+    cl100k.unlink()
+    result = verify_offline(runtime_venv, target)
+    assert result.returncode == 1
+    assert f"DAMAGED  {o200k.name}  (fast path table of o200k_base.tiktoken)" in result.stdout
+    assert f"found {hashlib.sha256(data).hexdigest()}" in result.stdout
+    assert f"MISSING  {cl100k.name}  (fast path table of cl100k_base.tiktoken)" in result.stdout
+    summary = result.stdout.splitlines()[-1]
+    assert summary.startswith("verify FAILED: damaged: ") and "--force-reinstall" in summary
+    assert str(o200k) in summary and f"{cl100k} (missing)" in summary
+    assert result.stderr.strip() == f"tiktoken-encodings-offline: {summary[len('verify FAILED: ') :]}"
+    assert "ok       o200k_base" in result.stdout  # tiktoken still builds it, from the blob
+    report = json.loads(verify_offline(runtime_venv, target, "--json").stdout)
+    assert report["ok"] is False
+    tables = report["tables"]
+    bad = {Path(t["path"]).name: t["actual_sha256"] for t in tables if t["actual_sha256"] != t["expected_sha256"]}
+    assert bad == {o200k.name: hashlib.sha256(data).hexdigest(), cl100k.name: None}
+
+
+def test_verify_checks_derived_tsv_against_the_record(runtime_venv: Path, target: Path) -> None:
+    """A row made from another version of a carried blob is one the runtime would not use; a carried
+    blob with no row gets no fast path. Both are damage to the installation, named with the fix."""
+    derived = target / "tiktoken_encodings_offline" / FAST_FOLDER / "derived.tsv"
+    r50k = MANIFEST.blobs_for(["r50k_base"])[0]
+    rows = derived.read_text().split("\n")
+    rows = [row.replace(CL100K.sha256, "0" * 64) for row in rows if not row.startswith(r50k.url)]
+    derived.write_text("\n".join(rows))
+    result = verify_offline(runtime_venv, target)
+    assert result.returncode == 1
+    assert f"UNUSED   {table_of(derived.parent, CL100K.url).name}" in result.stdout
+    assert f"made from another version of {CL100K.url} ({'0' * 64}; vendored.tsv records {CL100K.sha256})" in (
+        result.stdout
+    )
+    assert f"{derived} lists no table for {r50k.url}" in result.stdout.splitlines()[-1]
+    assert "--force-reinstall" in result.stdout.splitlines()[-1]
+    derived.write_text("source\tsha256\n")
+    malformed = verify_offline(runtime_venv, target)
+    assert malformed.returncode == 1 and f"{derived} is not a record of this version" in malformed.stdout
+    derived.unlink()
+    missing = verify_offline(runtime_venv, target)
+    assert missing.returncode == 1 and f"{derived} is missing" in missing.stdout
 
 
 # --- Built with the standard library, byte-identical, only what a wheel carries ------------------

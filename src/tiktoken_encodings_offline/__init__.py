@@ -152,7 +152,8 @@ def _is_row(fields: list[str]) -> bool:
 
 
 def _is_hex(text: str, length: int) -> bool:
-    return len(text) == length and all(c in "0123456789abcdef" for c in text)
+    # strip() leaves nothing exactly when every character is a lowercase hex digit: one C call
+    return len(text) == length and not text.strip("0123456789abcdef")
 
 
 def unusable_files(folder: str, rows: list[Row]) -> dict[str, str]:
@@ -182,6 +183,22 @@ def verify(load: bool = True) -> VerifyResult:
     from ._verify import verify as _verify
 
     return _verify(where(), load=load)
+
+
+def read_verified(path: str, sha256: str, fix: str) -> bytes | None:
+    """The bytes of ``path`` if they hash to ``sha256``; else None, and one notice naming the file and ``fix``."""
+    import hashlib  # tiktoken.load has imported it: this package's own import does not need it
+
+    try:
+        with open(path, "rb", buffering=0) as f:
+            data = f.read()
+    except OSError as error:
+        _notice(f"cannot read {path} ({error.strerror or error}); {fix}")
+        return None
+    if hashlib.sha256(data).hexdigest() != sha256:
+        _notice(f"{path} is damaged (SHA-256 differs from {sha256}); {fix}")
+        return None
+    return data
 
 
 def _env_flag(name: str) -> bool:

@@ -11,12 +11,15 @@ import json
 import os
 import sys
 from dataclasses import asdict
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import tiktoken_encodings_offline as package
 
 from . import FIX, __version__, _notice, installation, where
 from ._export import BadArgumentError, export_command
+
+if TYPE_CHECKING:
+    from ._verify import TableCheck
 
 Outcome = tuple[Any, "str | None", str]  # JSON report, the one-line problem (None: all is well), text
 
@@ -118,6 +121,7 @@ def verify_command(args: argparse.Namespace) -> Outcome:
         else:
             lines.append(f"DAMAGED  {check.file}  {check.url}")
             lines.append(f"         expected {check.expected_sha256}, found {check.actual_sha256}")
+    lines += _table_lines(result.tables)
     for encoding in result.encodings:
         if encoding.skipped:
             lines.append(f"skipped  {encoding.name}: {encoding.skipped}")
@@ -127,6 +131,7 @@ def verify_command(args: argparse.Namespace) -> Outcome:
             lines.append(f"FAILED   {encoding.name}: {encoding.error}")
     damaged = [check for check in result.files if not check.ok]
     problem = result.problem or (_damaged_line(damaged) if damaged else None)
+    problem = problem or _damaged_tables_line(result.tables, result.tables_problem)
     if problem is None and not result.ok:
         problem = "an encoding did not build from the vendored files; " + FIX
     lines.append("verified: all intact" if problem is None else f"verify FAILED: {problem}")
@@ -144,6 +149,30 @@ def _damaged_line(damaged: list[Any]) -> str:
             "and that folder is this package's)"
         )
     return line
+
+
+def _table_lines(tables: tuple[TableCheck, ...]) -> list[str]:
+    lines = []
+    for table in tables:
+        name = os.path.basename(table.path)
+        made_from = " + ".join(url.rsplit("/", 1)[-1] for url in table.source)
+        intact = table.actual_sha256 == table.expected_sha256
+        state = "ok" if table.ok else "MISSING" if table.actual_sha256 is None else "UNUSED" if intact else "DAMAGED"
+        lines.append(f"{state:<8} {name}  (fast path table of {made_from})")
+        if table.actual_sha256 not in (None, table.expected_sha256):
+            lines.append(f"         expected {table.expected_sha256}, found {table.actual_sha256}")
+        if table.mismatch:
+            lines.append(f"         not for this installation's files: {table.mismatch}")
+    return lines
+
+
+def _damaged_tables_line(tables: tuple[TableCheck, ...], problem: str | None) -> str | None:
+    """One line for the fast path's tables: tiktoken still works without them (it parses the files)."""
+    damaged = [table.path + (" (missing)" if table.actual_sha256 is None else "") for table in tables if not table.ok]
+    parts = ([f"damaged: {', '.join(damaged)}"] if damaged else []) + ([problem] if problem else [])
+    if not parts:
+        return None
+    return f"{'; '.join(parts)} (the fast path's pre-parsed tables: until then tiktoken parses its files itself); {FIX}"
 
 
 def doctor_command(args: argparse.Namespace) -> Outcome:

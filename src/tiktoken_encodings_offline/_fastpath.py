@@ -13,13 +13,10 @@ from __future__ import annotations
 
 import functools
 import os
-import struct
 import sys
 from itertools import chain
-from typing import Any, Callable
 
-from . import FIX, _env_flag, _notice
-from ._manifest import Record, read_verified
+from . import FIX, _env_flag, _notice, read_verified
 
 OFF_ENV = "TIKTOKEN_ENCODINGS_OFFLINE_NO_FASTPATH"
 FOLDER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fastpath")
@@ -27,7 +24,7 @@ RECORD_NAME = "derived.tsv"
 RECORD_COLUMNS = ("source", "source_sha256", "file", "sha256", "size", "format")
 FORMAT_VERSION = 1
 MAGIC = b"TEOranks"
-HEADER = struct.Struct("<8s6I")
+HEADER_SIZE = 32  # the magic, then six uint32: version, separator, count, body size, exceptions, runs
 _MARKER = "__tiktoken_encodings_offline_fastpath__"
 
 # tiktoken's parameters, 0.7.0 to 0.14.0: (names, defaults) each version may have
@@ -44,9 +41,14 @@ SIGNATURES: dict[str, tuple[tuple[tuple[str, ...], tuple[Any, ...]], ...]] = {
     ),
 }
 
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # typing costs import time inside tiktoken's first get_encoding()
 if TYPE_CHECKING:
+    from typing import Any, Callable
+
+    from ._runtime import Record
+
     Ranks = dict[bytes, int]
+    DerivedRow = tuple[tuple[str, ...], tuple[str, ...], str, str, int, str]
     RanksFor = Callable[[tuple[str, ...], tuple[Any, ...]], Ranks | None]
 
 
@@ -122,26 +124,36 @@ def read_tables(record: Record, folder: str = FOLDER) -> dict[tuple[str, ...], T
 
     No record: {}. A record that is not exactly this version's is an error.
     """
-    path = os.path.join(folder, RECORD_NAME)
-    try:
-        with open(path, encoding="utf-8") as f:
-            header, *rows = f.read().split("\n")
-    except (FileNotFoundError, NotADirectoryError):
-        return {}
-    if tuple(header.split("\t")) != RECORD_COLUMNS or rows[-1:] != [""]:
-        raise ValueError(f"{path} is not a record of this version")
     carried = {blob.url: blob.sha256 for blob in record.blobs}
     tables = {}
-    for row in rows[:-1]:
-        fields = row.split("\t")
-        if len(fields) != len(RECORD_COLUMNS) or fields[2] != f"{fields[3]}.ranks" or not fields[4].isdigit():
-            raise ValueError(f"{path}: invalid row {row!r}")
-        source, shas = tuple(fields[0].split(" ")), tuple(fields[1].split(" "))
-        if len(source) != len(shas):
-            raise ValueError(f"{path}: invalid row {row!r}")
-        if fields[5] == str(FORMAT_VERSION) and all(carried.get(url) == sha for url, sha in zip(source, shas)):
-            tables[source] = Table(shas, os.path.join(folder, fields[2]), fields[3])
+    for source, shas, path, sha256, _, version in read_derived(folder) or ():
+        if version == str(FORMAT_VERSION) and all(carried.get(url) == sha for url, sha in zip(source, shas)):
+            tables[source] = Table(shas, path, sha256)
     return tables
+
+
+def read_derived(folder: str = FOLDER) -> list[DerivedRow] | None:
+    """The rows of ``folder``'s derived.tsv: (source URLs, their SHA-256, the table's path, its
+    SHA-256, its size, its format). None when there is no such file; ValueError (naming the file)
+    when it is not exactly a record of this version."""
+    path = os.path.join(folder, RECORD_NAME)
+    try:
+        with open(path, "rb") as f:
+            header, *lines = f.read().decode("utf-8").split("\n")
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    if tuple(header.split("\t")) != RECORD_COLUMNS or lines[-1:] != [""]:
+        raise ValueError(f"{path} is not a record of this version")
+    rows = []
+    for line in lines[:-1]:
+        fields = line.split("\t")
+        if len(fields) != len(RECORD_COLUMNS) or fields[2] != f"{fields[3]}.ranks" or not fields[4].isdigit():
+            raise ValueError(f"{path}: invalid row {line!r}")
+        source, shas = tuple(fields[0].split(" ")), tuple(fields[1].split(" "))
+        if len(source) != len(shas) or not fields[4].isascii():
+            raise ValueError(f"{path}: invalid row {line!r}")
+        rows.append((source, shas, os.path.join(folder, fields[2]), fields[3], int(fields[4]), fields[5]))
+    return rows
 
 
 def _bind(names: tuple[str, ...], args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any] | None:
@@ -203,24 +215,32 @@ def load_table(table: Table) -> Ranks | None:
         return None
     try:
         return decode_table(data)
-    except (ValueError, IndexError, struct.error) as error:
+    except (ValueError, IndexError) as error:
         _notice(f"{table.path} cannot be read ({error}); {FIX}")
         return None
 
 
 def decode_table(data: bytes) -> Ranks:
     """The dict a version-1 table holds, in its key order (see the build's fastpath.py)."""
-    magic, version, separator, count, body_size, exceptions, runs = HEADER.unpack_from(data)
-    if magic != MAGIC or version != FORMAT_VERSION or separator > 255:
+    version, separator, count, body_size, exceptions, runs = _uint32s(data, len(MAGIC), 6)
+    if data[: len(MAGIC)] != MAGIC or version != FORMAT_VERSION or separator > 255:
         raise ValueError("not a version-1 ranks table")
-    offset = HEADER.size + body_size
-    tokens = data[HEADER.size : offset].split(bytes([separator])) if count else []
+    offset = HEADER_SIZE + body_size
+    tokens = data[HEADER_SIZE:offset].split(bytes([separator])) if count else []
     for _ in range(exceptions):
-        index, size = struct.unpack_from("<2I", data, offset)
+        index, size = _uint32s(data, offset, 2)
         tokens[index] = data[offset + 8 : offset + 8 + size]
         offset += 8 + size
-    pairs = struct.unpack_from(f"<{2 * runs}I", data, offset)
+    pairs = tuple(_uint32s(data, offset, 2 * runs))
     if len(tokens) != count or sum(pairs[1::2]) != count or offset + 8 * runs != len(data):
         raise ValueError(f"its {len(tokens)} tokens, {sum(pairs[1::2])} ranks and header ({count}) disagree")
     runs_of_ranks = (range(first, first + size) for first, size in zip(pairs[::2], pairs[1::2]))
     return dict(zip(tokens, range(count) if pairs == (0, count) else chain.from_iterable(runs_of_ranks)))
+
+
+def _uint32s(data: bytes, offset: int, count: int) -> list[int]:
+    """``count`` little-endian uint32 from ``offset`` (an explicit byte order: right on a big-endian host too)."""
+    end = offset + 4 * count
+    if end > len(data):
+        raise ValueError(f"it ends at byte {len(data)}, before byte {end}")
+    return [int.from_bytes(data[start : start + 4], "little") for start in range(offset, end, 4)]

@@ -1,8 +1,9 @@
-"""The manifest (which blobs each tiktoken encoding needs) and the record of what a wheel carries.
+"""The manifest (which blobs each tiktoken encoding needs), for ``verify``, ``doctor`` and messages.
 
 The run-time side only: the build has its own model in ``buildtime/`` (it writes the record),
 the runtime reads the record without trusting it (``tiktoken_encodings_offline.read_rows`` and
-``_runtime.read_record``). Both read the one manifest, ``manifest.json``.
+``_runtime.read_record``). Both read the one manifest, ``manifest.json``. Activation does not
+import this module: what it needs (``Blob``, ``Record``, ``cache_name``) lives in ``_runtime``.
 """
 
 from __future__ import annotations
@@ -10,65 +11,31 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from collections import namedtuple
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Callable, NamedTuple
+
+from ._runtime import Blob, cache_name
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any, Callable
+
+__all__ = ["Blob", "Manifest", "cache_name", "load_manifest", "record_requests", "sha256_file"]
 
 UPSTREAM_BASE = "https://openaipublic.blob.core.windows.net/"
 MANIFEST_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "manifest.json")
 
 
-if TYPE_CHECKING:
-
-    class _BlobFields(NamedTuple):
-        url: str
-        sha256: str
-        size: int
-
-    class _ManifestFields(NamedTuple):
-        generated_from: str
-        blobs: Mapping[str, Blob]  # by URL
-        encodings: Mapping[str, tuple[str, ...]]  # encoding name -> blob URLs
-
-    class _RecordFields(NamedTuple):
-        encodings: Mapping[str, tuple[Blob, ...]]  # each carried encoding and the blobs it reads
-
-else:
-    # The same fields, built without typing.NamedTuple, whose classes take about 0.3 ms each to
-    # create: the runtime imports this module inside tiktoken's first get_encoding().
-    _BlobFields = namedtuple("_BlobFields", "url sha256 size")
-    _ManifestFields = namedtuple("_ManifestFields", "generated_from blobs encodings")
-    _RecordFields = namedtuple("_RecordFields", "encodings")
-
-
-class Blob(_BlobFields):
-    """One file tiktoken downloads, identified by its canonical upstream URL."""
-
-    __slots__ = ()
-
-    @property
-    def path(self) -> str:
-        """The path under the upstream host, e.g. ``encodings/cl100k_base.tiktoken``."""
-        return self.url[len(UPSTREAM_BASE) :]
-
-    @property
-    def file_name(self) -> str:
-        return self.url.rsplit("/", 1)[-1]
-
-    @property
-    def cache_name(self) -> str:
-        """The name tiktoken (and openai-harmony) cache this blob under."""
-        return cache_name(self.url)
-
-
-def cache_name(url: str) -> str:
-    return hashlib.sha1(url.encode()).hexdigest()
-
-
-class Manifest(_ManifestFields):
+class Manifest:
     """Every encoding of tiktoken and the blobs it reads."""
 
-    __slots__ = ()
+    __slots__ = ("blobs", "encodings", "generated_from")
+
+    def __init__(
+        self, generated_from: str, blobs: Mapping[str, Blob], encodings: Mapping[str, tuple[str, ...]]
+    ) -> None:
+        self.generated_from = generated_from
+        self.blobs = blobs  # by URL
+        self.encodings = encodings  # encoding name -> blob URLs
 
     def encodings_needing(self, url: str) -> list[str]:
         return [name for name, needed in self.encodings.items() if url in needed]
@@ -113,22 +80,6 @@ def sha256_file(path: str | os.PathLike[str], limit: int) -> str:
     return digest.hexdigest()
 
 
-def read_verified(path: str, sha256: str, fix: str) -> bytes | None:
-    """The bytes of ``path`` if they hash to ``sha256``; else None, and one notice naming the file and ``fix``."""
-    from . import _notice
-
-    try:
-        with open(path, "rb", buffering=0) as f:
-            data = f.read()
-    except OSError as error:
-        _notice(f"cannot read {path} ({error.strerror or error}); {fix}")
-        return None
-    if hashlib.sha256(data).hexdigest() != sha256:
-        _notice(f"{path} is damaged (SHA-256 differs from {sha256}); {fix}")
-        return None
-    return data
-
-
 def record_requests(constructor: Callable[[], object]) -> dict[str, str | None]:
     """The URLs and expected hashes one tiktoken encoding constructor asks for; nothing is read.
 
@@ -155,17 +106,3 @@ def record_requests(constructor: Callable[[], object]) -> dict[str, str | None]:
     finally:
         tiktoken.load.read_file_cached = original
     return requested
-
-
-# The record: what one wheel carries, written into its data folder by the build hook. It is
-# tab-separated so that the package's import can read it with string methods alone.
-
-
-class Record(_RecordFields):
-    """What one data folder carries, read from its vendored.tsv."""
-
-    __slots__ = ()
-
-    @property
-    def blobs(self) -> tuple[Blob, ...]:
-        return tuple(sorted({blob for blobs in self.encodings.values() for blob in blobs}))

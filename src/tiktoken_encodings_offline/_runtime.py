@@ -3,6 +3,9 @@
 The wrapper answers from the vendored folder when the URL is one it carries and tiktoken's
 ``expected_hash`` (when given) is the manifest's; every other request goes on as with plain
 tiktoken, except that nothing is ever written into the vendored folder.
+
+``Blob`` and ``Record`` (what a data folder's vendored.tsv lists) live here, not in
+``_manifest``: activation, inside tiktoken's first ``get_encoding``, then imports one module less.
 """
 
 from __future__ import annotations
@@ -12,17 +15,71 @@ import functools
 import hashlib
 import os
 import threading
-from collections.abc import Iterator
-from typing import Callable
 
-from . import FIX, RECORD_NAME, STRICT_ENV, _env_flag, _notice, inspect, installation, where
-from ._manifest import Blob, Record, cache_name, load_manifest, read_verified
+from . import FIX, RECORD_NAME, STRICT_ENV, _env_flag, _notice, inspect, installation, read_verified, where
+
+TYPE_CHECKING = False  # typing's aliases cost import time inside tiktoken's first get_encoding()
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+    from typing import Callable
+
+    ReadFileCached = Callable[..., bytes]
 
 _MARKER = "__tiktoken_encodings_offline__"
 _lock = threading.Lock()
 _only_vendored = threading.local()
 
-ReadFileCached = Callable[..., bytes]
+
+# Plain classes, not named tuples: building a named tuple class (it compiles source) costs more
+# than the rest of this module, which loads inside tiktoken's first get_encoding().
+
+
+class Blob:
+    """One file tiktoken downloads, identified by its canonical upstream URL."""
+
+    __slots__ = ("sha256", "size", "url")
+
+    def __init__(self, url: str, sha256: str, size: int) -> None:
+        self.url, self.sha256, self.size = url, sha256, size
+
+    def fields(self) -> tuple[str, str, int]:
+        return self.url, self.sha256, self.size
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Blob) and self.fields() == other.fields()
+
+    def __hash__(self) -> int:
+        return hash(self.fields())
+
+    def __repr__(self) -> str:
+        return f"Blob{self.fields()!r}"
+
+    @property
+    def file_name(self) -> str:
+        return self.url.rsplit("/", 1)[-1]
+
+    @property
+    def cache_name(self) -> str:
+        """The name tiktoken (and openai-harmony) cache this blob under."""
+        return cache_name(self.url)
+
+
+def cache_name(url: str) -> str:
+    return hashlib.sha1(url.encode()).hexdigest()
+
+
+class Record:
+    """What one data folder carries, read from its vendored.tsv."""
+
+    __slots__ = ("encodings",)
+
+    def __init__(self, encodings: Mapping[str, tuple[Blob, ...]]) -> None:
+        self.encodings = encodings  # each carried encoding and the blobs it reads
+
+    @property
+    def blobs(self) -> tuple[Blob, ...]:
+        """Every blob once, ordered by URL (then SHA-256 and size)."""
+        return tuple(sorted({blob for blobs in self.encodings.values() for blob in blobs}, key=Blob.fields))
 
 
 class EncodingNotVendoredError(RuntimeError):
@@ -176,6 +233,8 @@ def _read_via_default_cache(blobpath: str, expected_hash: str | None) -> bytes:
 
 
 def _not_vendored_message(blobpath: str, record: Record) -> str:
+    from ._manifest import load_manifest
+
     try:
         needing = load_manifest().encodings_needing(blobpath)
     except (OSError, ValueError):

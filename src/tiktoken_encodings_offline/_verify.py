@@ -1,4 +1,4 @@
-"""Check an installation: every vendored file intact, every carried encoding built from them alone."""
+"""Check an installation: every vendored file and pre-parsed table intact, each encoding built from them alone."""
 
 from __future__ import annotations
 
@@ -42,15 +42,33 @@ class EncodingCheck:
 
 
 @dataclass(frozen=True)
+class TableCheck:
+    """One pre-parsed table of the fast path (docs/fastpath.md), as fastpath/derived.tsv lists it."""
+
+    path: str
+    source: tuple[str, ...]  # the URLs of the blobs it was made from
+    expected_sha256: str
+    actual_sha256: str | None  # None: missing or unreadable
+    mismatch: str | None = None  # why the runtime would not use it although vendored.tsv carries its blobs
+
+    @property
+    def ok(self) -> bool:
+        return self.actual_sha256 == self.expected_sha256 and self.mismatch is None
+
+
+@dataclass(frozen=True)
 class VerifyResult:
     folder: str
     files: tuple[FileCheck, ...]
     encodings: tuple[EncodingCheck, ...] = field(default=())
     problem: str | None = None  # an installation-wide problem, e.g. no record
+    tables: tuple[TableCheck, ...] = field(default=())
+    tables_problem: str | None = None  # derived.tsv missing or malformed, or a carried blob without a table (no fix)
 
     @property
     def ok(self) -> bool:
-        return self.problem is None and all(c.ok for c in self.files) and all(c.ok for c in self.encodings)
+        intact = all(c.ok for c in self.files) and all(c.ok for c in self.tables)
+        return self.problem is None and self.tables_problem is None and intact and all(c.ok for c in self.encodings)
 
 
 def check_files(folder: str) -> tuple[tuple[FileCheck, ...], str | None]:
@@ -70,6 +88,43 @@ def check_files(folder: str) -> tuple[tuple[FileCheck, ...], str | None]:
     return tuple(sorted(checks, key=lambda check: check.url)), None
 
 
+def check_tables(folder: str) -> tuple[tuple[TableCheck, ...], str | None]:
+    """Each table of the ``fastpath`` folder beside ``folder`` against derived.tsv, and each row of
+    derived.tsv against ``folder``'s record, vendored.tsv, as the runtime requires. No such folder
+    (a zipped installation): nothing to check."""
+    from ._fastpath import FORMAT_VERSION, RECORD_NAME, read_derived
+
+    tables_folder = os.path.join(os.path.dirname(folder), "fastpath")
+    if not os.path.isdir(tables_folder):
+        return (), None
+    record_path = os.path.join(tables_folder, RECORD_NAME)
+    try:
+        rows = read_derived(tables_folder)
+    except (OSError, ValueError) as error:  # a file that is not UTF-8 is a ValueError too
+        return (), str(error)
+    if rows is None:
+        return (), f"{record_path} is missing"
+    recorded = {row[2]: row[3] for row in inspect(folder)[0]}  # URL -> SHA-256
+    checks = []
+    for source, shas, path, sha256, size, table_format in rows:
+        mismatch = None
+        if table_format != str(FORMAT_VERSION):
+            mismatch = f"format {table_format}, this version reads {FORMAT_VERSION}"
+        for url, sha in zip(source, shas):
+            if recorded.get(url, sha) != sha:
+                mismatch = f"made from another version of {url} ({sha}; vendored.tsv records {recorded[url]})"
+            elif url not in recorded:
+                mismatch = f"made from {url}, which vendored.tsv does not list"
+        try:
+            actual: str | None = sha256_file(path, size + 1)
+        except OSError:
+            actual = None
+        checks.append(TableCheck(path, source, sha256, actual, mismatch))
+    without = [url for url in recorded if not any(url in row[0] for row in rows)]
+    problem = f"{record_path} lists no table for {', '.join(without)}" if without else None
+    return tuple(checks), problem
+
+
 def tiktoken_missing() -> str | None:
     import importlib.util
 
@@ -78,13 +133,14 @@ def tiktoken_missing() -> str | None:
 
 def verify(folder: str, load: bool = True) -> VerifyResult:
     files, problem = check_files(folder)
-    if problem or not load:
+    if problem:
         return VerifyResult(folder, files, (), problem)
-    missing = tiktoken_missing()
-    if missing:
-        return VerifyResult(folder, files, (), missing)
+    tables, tables_problem = check_tables(folder)
+    missing = tiktoken_missing() if load else None
+    if missing or not load:
+        return VerifyResult(folder, files, (), missing, tables, tables_problem)
     names = dict.fromkeys(row[0] for row in inspect(folder)[0])
-    return VerifyResult(folder, files, tuple(_load(name, folder) for name in names))
+    return VerifyResult(folder, files, tuple(_load(name, folder) for name in names), None, tables, tables_problem)
 
 
 def _load(name: str, folder: str) -> EncodingCheck:
