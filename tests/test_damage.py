@@ -169,3 +169,25 @@ def test_verify_names_the_misnamed_row(install: Path) -> None:
     assert result.returncode == 1
     row = [n for n, line in enumerate((data(install) / "vendored.tsv").read_text().splitlines(), 1) if "cl100k" in line]
     assert f"(line {row[0]}: {MISNAMED} is not the SHA-1 of {CL100K.url})" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["verify", "doctor"])
+def test_a_start_up_line_without_its_module_is_named_and_the_checks_go_on(command: str, install: Path) -> None:
+    """The .pth line stays but the module it imports is gone: `import tiktoken` fails in every
+    process (the trigger cannot catch that), and verify and doctor say why instead of failing too."""
+    (install / "_tiktoken_encodings_offline_startup.py").unlink()
+    shutil.rmtree(install / "__pycache__", ignore_errors=True)
+    site = f"import site, sys; site.addsitedir({str(install)!r})\n"  # reads the .pth line, as start-up does
+    broken = run(offline([sys.executable, "-c", site + "import tiktoken"]), env=clean_env(), check=False)
+    assert broken.returncode == 1 and "No module named '_tiktoken_encodings_offline_startup'" in broken.stderr
+
+    code = site + f"from tiktoken_encodings_offline.__main__ import main\nsys.exit(main([{command!r}]))"
+    result = run(offline([sys.executable, "-c", code]), env=clean_env(), check=False)
+    assert result.returncode == 1
+    line = one_line(result.stderr)
+    pth = install / "tiktoken_encodings_offline.pth"
+    assert f"{pth} is there but not the module its line imports" in line and REINSTALL in line
+    if command == "verify":  # the files and encodings were still checked
+        assert "ok       cl100k_base" in result.stdout.splitlines()
+    else:
+        assert "reads the vendored files first (reader wrapped)" in result.stdout

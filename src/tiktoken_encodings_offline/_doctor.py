@@ -12,7 +12,7 @@ import tempfile
 from typing import Any
 
 from . import DISABLE_ENV, FIX, HARMONY_FILES, STRICT_ENV, _env_flag, installation, where
-from ._verify import check_files, tiktoken_missing
+from ._verify import check_files, startup_hook_problem, tiktoken_missing
 
 CACHE_VARIABLES = ("TIKTOKEN_CACHE_DIR", "DATA_GYM_CACHE_DIR", "TIKTOKEN_RS_CACHE_DIR")
 UNDERSTOOD = ("", "0", "false", "no", "off", "1", "true", "yes", "on")
@@ -24,6 +24,9 @@ def doctor() -> tuple[Any, str | None, str]:
     problems: list[str] = []
     notes: list[str] = []
     before = {key: os.environ.get(key) for key in CACHE_VARIABLES}
+    hook_problem = startup_hook_problem()  # before anything imports tiktoken
+    if hook_problem:
+        problems.append(hook_problem)
 
     files, record_problem = check_files(folder)
     if record_problem:

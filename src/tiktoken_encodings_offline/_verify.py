@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+import sys
+from dataclasses import dataclass, field, replace
 from importlib.metadata import version
 
-from . import inspect
+from . import FIX, inspect
 from ._manifest import sha256_file
 from ._runtime import misnamed_row
 
 TIKTOKEN_MISSING = (
     "tiktoken is not installed (pip install --no-deps skips it, and this package needs it); fix: pip install tiktoken"
 )
+
+START_MODULE = "_tiktoken_encodings_offline_startup"  # what the wheel's .pth line imports
+START_LINE = "tiktoken_encodings_offline.pth"
 
 SAMPLE = "hello world 你好 안녕하세요 🙂 def f(x):\n    return x  \t\n"
 
@@ -131,7 +135,33 @@ def tiktoken_missing() -> str | None:
     return TIKTOKEN_MISSING if importlib.util.find_spec("tiktoken") is None else None
 
 
+def startup_hook_problem() -> str | None:
+    """The start-up line without the module it imports: every first ``import tiktoken`` fails.
+
+    Its trigger is then taken out of this process's ``sys.meta_path``, so the checks can import
+    tiktoken. The trigger is the callable whose code names the module (see that module).
+    """
+    from importlib.machinery import PathFinder
+
+    site_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    line = os.path.join(site_dir, START_LINE)
+    if not os.path.isfile(line) or PathFinder.find_spec(START_MODULE) is not None:
+        return None
+    for entry in [e for e in sys.meta_path if START_MODULE in getattr(getattr(e, "__code__", None), "co_consts", ())]:
+        sys.meta_path.remove(entry)
+    return (
+        f"{line} is there but not the module its line imports ({START_MODULE}.py in {site_dir}): "
+        f"every first `import tiktoken` and `import openai_harmony` fails with ModuleNotFoundError; {FIX}"
+    )
+
+
 def verify(folder: str, load: bool = True) -> VerifyResult:
+    hook_problem = startup_hook_problem()  # before anything imports tiktoken
+    result = _verify(folder, load)
+    return replace(result, problem=result.problem or hook_problem)
+
+
+def _verify(folder: str, load: bool) -> VerifyResult:
     files, problem = check_files(folder)
     if problem:
         return VerifyResult(folder, files, (), problem)
