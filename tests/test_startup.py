@@ -280,6 +280,26 @@ def test_import_hooks_and_loaders_stay_as_they_were(runtime_venv: Path, tmp_path
     assert "assert [15339, 1917] == [1, 2]" in result.stdout  # rewritten by pytest, served offline
 
 
+def test_a_hook_that_asks_the_other_finders_by_keyword_still_imports(runtime_venv: Path, tmp_path: Path) -> None:
+    """Before tiktoken is imported, a front hook that passes ``target=`` on to every other finder
+    (Mercurial's and birdseye's do) reaches the trigger: it must take keywords like any finder."""
+    (tmp_path / "demo_mod.py").write_text("VALUE = 42\n")
+    code = (
+        "import sys\n"
+        "class Hook:\n"
+        "    def find_spec(self, fullname, path, target=None):\n"
+        "        for finder in [f for f in sys.meta_path if f is not self]:\n"
+        "            spec = finder.find_spec(fullname, path=path, target=target)\n"
+        "            if spec is not None:\n"
+        "                return spec\n"
+        "sys.meta_path.insert(0, Hook())\n"
+        "import demo_mod, tiktoken, tiktoken.load\n"
+        "print(demo_mod.VALUE, getattr(tiktoken.load.read_file_cached, '__tiktoken_encodings_offline__', False))"
+    )
+    result = offline_python(runtime_venv, code, tmp_path, PYTHONPATH=str(tmp_path))
+    assert result.stdout.split() == ["42", "True"]
+
+
 def test_a_broken_package_leaves_tiktoken_working_and_says_so(full_wheel: Path, tmp_path: Path) -> None:
     """The hook never raises: with the package damaged, start-up and tiktoken go on as without it."""
     target = tmp_path / "site"
@@ -301,9 +321,12 @@ def test_a_package_folder_gone_is_said_once_and_both_modules_work(full_wheel: Pa
     shutil.rmtree(site_packages(python) / "tiktoken_encodings_offline")
     code = (
         "import tiktoken, openai_harmony, tiktoken_ext.openai_public as p\n"
+        "try:\n    tiktoken.get_encoding('cl100k_base')  # loads the plugin too\n"
+        "except Exception as error:\n    print(type(error).__name__)\n"
         "print(tiktoken.Encoding(**p.o200k_base()).encode('hello world'))"
     )
     result = offline_python(python, code, tmp_path, check=False)
+    assert result.stdout.split() == ["ConnectionError"]
     assert result.returncode == 1 and "ConnectionError" in result.stderr  # plain tiktoken, offline
     notice = "tiktoken-encodings-offline: not active, tiktoken works as without it (ModuleNotFoundError"
     assert result.stderr.count("tiktoken-encodings-offline: not active") == 1 and notice in result.stderr

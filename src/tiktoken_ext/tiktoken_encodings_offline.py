@@ -18,6 +18,9 @@ def _activate() -> None:
         try:
             import sys
 
+            startup = sys.modules.get("_tiktoken_encodings_offline_startup")
+            if getattr(startup, "_failed", False):  # the start-up hook has said this already
+                return
             sys.stderr.write(
                 "tiktoken-encodings-offline: not active, tiktoken works as without it "
                 f"({type(error).__name__}: {error})\n"
