@@ -171,22 +171,37 @@ def test_verify_names_the_misnamed_row(install: Path) -> None:
     assert f"(line {row[0]}: {MISNAMED} is not the SHA-1 of {CL100K.url})" in result.stderr
 
 
+START_MODULE_DAMAGE = {  # what `import tiktoken` then raises, in every process
+    "gone": "No module named '_tiktoken_encodings_offline_startup'",
+    "broken": "SyntaxError",
+    "stale": "has no attribute 'take_over'",  # a file left by another version
+}
+
+
 @pytest.mark.parametrize("command", ["verify", "doctor"])
-def test_a_start_up_line_without_its_module_is_named_and_the_checks_go_on(command: str, install: Path) -> None:
-    """The .pth line stays but the module it imports is gone: `import tiktoken` fails in every
-    process (the trigger cannot catch that), and verify and doctor say why instead of failing too."""
-    (install / "_tiktoken_encodings_offline_startup.py").unlink()
+@pytest.mark.parametrize("damage", START_MODULE_DAMAGE)
+def test_a_start_up_line_without_its_module_is_named_and_the_checks_go_on(
+    command: str, damage: str, install: Path
+) -> None:
+    """The .pth line stays but the module it imports is gone or unusable: `import tiktoken` fails in
+    every process (the trigger cannot catch that), and verify and doctor say why instead of failing too."""
+    module = install / "_tiktoken_encodings_offline_startup.py"
     shutil.rmtree(install / "__pycache__", ignore_errors=True)
+    if damage == "gone":
+        module.unlink()
+    else:
+        module.write_text("def broken(:\n" if damage == "broken" else "def install():\n    pass\n")
     site = f"import site, sys; site.addsitedir({str(install)!r})\n"  # reads the .pth line, as start-up does
     broken = run(offline([sys.executable, "-c", site + "import tiktoken"]), env=clean_env(), check=False)
-    assert broken.returncode == 1 and "No module named '_tiktoken_encodings_offline_startup'" in broken.stderr
+    assert broken.returncode == 1 and START_MODULE_DAMAGE[damage] in broken.stderr
 
     code = site + f"from tiktoken_encodings_offline.__main__ import main\nsys.exit(main([{command!r}]))"
     result = run(offline([sys.executable, "-c", code]), env=clean_env(), check=False)
     assert result.returncode == 1
     line = one_line(result.stderr)
     pth = install / "tiktoken_encodings_offline.pth"
-    assert f"{pth} is there but not the module its line imports" in line and REINSTALL in line
+    said = "is there but not the module its line imports" if damage == "gone" else "which cannot be used"
+    assert f"{pth} " in line and said in line and "every first `import tiktoken`" in line and REINSTALL in line
     if command == "verify":  # the files and encodings were still checked
         assert "ok       cl100k_base" in result.stdout.splitlines()
     else:

@@ -136,23 +136,33 @@ def tiktoken_missing() -> str | None:
 
 
 def startup_hook_problem() -> str | None:
-    """The start-up line without the module it imports: every first ``import tiktoken`` fails.
+    """The start-up line with a module it cannot use: every first ``import tiktoken`` fails then.
 
-    Its trigger is then taken out of this process's ``sys.meta_path``, so the checks can import
+    The module is missing, does not import (a broken or stale file), or has no ``take_over``. Its
+    trigger is then taken out of this process's ``sys.meta_path``, so the checks can import
     tiktoken. The trigger is the callable whose code names the module (see that module).
     """
+    from importlib import import_module
     from importlib.machinery import PathFinder
 
     site_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     line = os.path.join(site_dir, START_LINE)
-    if not os.path.isfile(line) or PathFinder.find_spec(START_MODULE) is not None:
+    if not os.path.isfile(line):
         return None
+    if PathFinder.find_spec(START_MODULE) is None:
+        what = f"is there but not the module its line imports ({START_MODULE}.py in {site_dir})"
+    else:
+        try:
+            usable = callable(getattr(import_module(START_MODULE), "take_over", None))
+            error = "it has no take_over()"
+        except Exception as raised:  # a damaged file may raise anything at import
+            usable, error = False, f"{type(raised).__name__}: {raised}"
+        if usable:
+            return None
+        what = f"imports {START_MODULE}, which cannot be used ({error})"
     for entry in [e for e in sys.meta_path if START_MODULE in getattr(getattr(e, "__code__", None), "co_consts", ())]:
         sys.meta_path.remove(entry)
-    return (
-        f"{line} is there but not the module its line imports ({START_MODULE}.py in {site_dir}): "
-        f"every first `import tiktoken` and `import openai_harmony` fails with ModuleNotFoundError; {FIX}"
-    )
+    return f"{line} {what}: every first `import tiktoken` and `import openai_harmony` fails; {FIX}"
 
 
 def verify(folder: str, load: bool = True) -> VerifyResult:
