@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import stat
 import sys
 from dataclasses import dataclass, field, replace
 from importlib.metadata import version
@@ -54,10 +56,11 @@ class TableCheck:
     expected_sha256: str
     actual_sha256: str | None  # None: missing or unreadable
     mismatch: str | None = None  # why the runtime would not use it although vendored.tsv carries its blobs
+    error: str | None = None  # why its bytes, although they hash as recorded, are not a table the runtime reads
 
     @property
     def ok(self) -> bool:
-        return self.actual_sha256 == self.expected_sha256 and self.mismatch is None
+        return self.actual_sha256 == self.expected_sha256 and self.mismatch is None and self.error is None
 
 
 @dataclass(frozen=True)
@@ -96,7 +99,7 @@ def check_tables(folder: str) -> tuple[tuple[TableCheck, ...], str | None]:
     """Each table of the ``fastpath`` folder beside ``folder`` against derived.tsv, and each row of
     derived.tsv against ``folder``'s record, vendored.tsv, as the runtime requires. No such folder
     (a zipped installation): nothing to check."""
-    from ._fastpath import FORMAT_VERSION, RECORD_NAME, read_derived
+    from ._fastpath import FORMAT_VERSION, RECORD_NAME, decode_table, read_derived
 
     tables_folder = os.path.join(os.path.dirname(folder), "fastpath")
     if not os.path.isdir(tables_folder):
@@ -119,14 +122,42 @@ def check_tables(folder: str) -> tuple[tuple[TableCheck, ...], str | None]:
                 mismatch = f"made from another version of {url} ({sha}; vendored.tsv records {recorded[url]})"
             elif url not in recorded:
                 mismatch = f"made from {url}, which vendored.tsv does not list"
-        try:
-            actual: str | None = sha256_file(path, size + 1)
-        except OSError:
-            actual = None
-        checks.append(TableCheck(path, source, sha256, actual, mismatch))
+        data = _read_regular_file(path, size + 1)
+        actual = None if data is None else hashlib.sha256(data).hexdigest()
+        undecodable = None
+        if data is not None and actual == sha256 and mismatch is None:
+            try:
+                decode_table(data)
+            except (ValueError, IndexError) as decode_error:
+                undecodable = f"it does not decode ({decode_error})"
+        checks.append(TableCheck(path, source, sha256, actual, mismatch, undecodable))
     without = [url for url in recorded if not any(url in row[0] for row in rows)]
     problem = f"{record_path} lists no table for {', '.join(without)}" if without else None
     return tuple(checks), problem
+
+
+def _read_regular_file(path: str, limit: int) -> bytes | None:
+    """At most ``limit`` bytes of ``path``; None when it is missing, unreadable or not a regular file
+    (a FIFO or a device would block the read, or never end it)."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        descriptor = os.open(path, flags)
+    except OSError:
+        return None
+    with os.fdopen(descriptor, "rb", buffering=0) as f:
+        try:
+            if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+                return None
+            chunks = []
+            while limit > 0:
+                chunk = f.read(limit)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                limit -= len(chunk)
+        except OSError:
+            return None
+    return b"".join(chunks)
 
 
 def tiktoken_missing() -> str | None:
