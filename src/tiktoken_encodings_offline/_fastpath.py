@@ -109,6 +109,11 @@ def _install(record: Record, folder: str) -> str:
     return state + (f"; tiktoken's own {', '.join(skipped)} kept" if skipped else "")
 
 
+def tiktokens_own(loader: Any) -> Any:
+    """tiktoken's own function behind the fast path's ``loader``; any other ``loader`` itself."""
+    return loader.__wrapped__ if getattr(loader, _MARKER, False) else loader
+
+
 def _parameters(function: object) -> tuple[str, ...] | None:
     """The parameter names of a tiktoken loader whose signature is one we know, else None."""
     code = getattr(function, "__code__", None)

@@ -95,10 +95,11 @@ def check_files(folder: str) -> tuple[tuple[FileCheck, ...], str | None]:
     return tuple(sorted(checks, key=lambda check: check.url)), None
 
 
-def check_tables(folder: str) -> tuple[tuple[TableCheck, ...], str | None]:
+def check_tables(folder: str, compare: bool = False) -> tuple[tuple[TableCheck, ...], str | None]:
     """Each table of the ``fastpath`` folder beside ``folder`` against derived.tsv, and each row of
     derived.tsv against ``folder``'s record, vendored.tsv, as the runtime requires. No such folder
-    (a zipped installation): nothing to check."""
+    (a zipped installation): nothing to check. An intact table must decode; with ``compare`` (it
+    needs tiktoken, and a second or two per large table), to what tiktoken's own loader parses."""
     from ._fastpath import FORMAT_VERSION, RECORD_NAME, decode_table, read_derived
 
     tables_folder = os.path.join(os.path.dirname(folder), "fastpath")
@@ -127,13 +128,38 @@ def check_tables(folder: str) -> tuple[tuple[TableCheck, ...], str | None]:
         undecodable = None
         if data is not None and actual == sha256 and mismatch is None:
             try:
-                decode_table(data)
+                ranks = decode_table(data)
             except (ValueError, IndexError) as decode_error:
                 undecodable = f"it does not decode ({decode_error})"
+            else:
+                undecodable = _differs_from_tiktoken(folder, source, shas, ranks) if compare else None
         checks.append(TableCheck(path, source, sha256, actual, mismatch, undecodable))
     without = [url for url in recorded if not any(url in row[0] for row in rows)]
     problem = f"{record_path} lists no table for {', '.join(without)}" if without else None
     return tuple(checks), problem
+
+
+def _differs_from_tiktoken(
+    folder: str, source: tuple[str, ...], shas: tuple[str, ...], ranks: dict[bytes, int]
+) -> str | None:
+    """Why a decoded table is not the dict, in key order, tiktoken's own loader parses from its
+    vendored blob(s). None when it is, or when tiktoken cannot parse them: a damaged blob is
+    reported with the files."""
+    import tiktoken.load
+
+    from ._fastpath import DATA_GYM, LOAD_BPE, tiktokens_own
+    from ._runtime import install, serving_only_vendored
+
+    install(folder)  # tiktoken's reader serves the vendored blobs, and nothing else below
+    own = tiktokens_own(getattr(tiktoken.load, LOAD_BPE if len(source) == 1 else DATA_GYM))
+    try:
+        with serving_only_vendored():
+            parsed = own(*source, *shas)
+    except Exception:
+        return None
+    if list(parsed.items()) != list(ranks.items()):
+        return f"it is not what tiktoken parses from {' + '.join(source)}"
+    return None
 
 
 def _read_regular_file(path: str, limit: int) -> bytes | None:
@@ -196,8 +222,8 @@ def _verify(folder: str, load: bool) -> VerifyResult:
     files, problem = check_files(folder)
     if problem:
         return VerifyResult(folder, files, (), problem)
-    tables, tables_problem = check_tables(folder)
     missing = tiktoken_missing() if load else None
+    tables, tables_problem = check_tables(folder, compare=load and not missing)
     if missing or not load:
         return VerifyResult(folder, files, (), missing, tables, tables_problem)
     names = dict.fromkeys(row[0] for row in inspect(folder)[0])
