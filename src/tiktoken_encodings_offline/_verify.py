@@ -99,7 +99,7 @@ def check_tables(folder: str, compare: bool = False) -> tuple[tuple[TableCheck, 
     """Each table of the ``fastpath`` folder beside ``folder`` against derived.tsv, and each row of
     derived.tsv against ``folder``'s record, vendored.tsv, as the runtime requires. No such folder
     (a zipped installation): nothing to check. An intact table must decode; with ``compare`` (it
-    needs tiktoken, and a second or two per large table), to what tiktoken's own loader parses."""
+    needs tiktoken; under a second for all tables), to what tiktoken's own loader parses."""
     from ._fastpath import FORMAT_VERSION, RECORD_NAME, decode_table, read_derived
 
     tables_folder = os.path.join(os.path.dirname(folder), "fastpath")
