@@ -206,3 +206,49 @@ def test_a_start_up_line_without_its_module_is_named_and_the_checks_go_on(
         assert "ok       cl100k_base" in result.stdout.splitlines()
     else:
         assert "reads the vendored files first (reader wrapped)" in result.stdout
+
+
+# --- Issue fix-tables: a table or blob that is not a regular file is refused, never waited on -------
+
+FIX_TEXT = f"reinstall the wheel ({REINSTALL})"
+NOT_REGULAR: dict[str, Callable[[Path], None]] = {
+    "FIFO": lambda path: path.unlink() or os.mkfifo(path),  # type: ignore[func-returns-value]
+    "device": lambda path: path.unlink() or path.symlink_to("/dev/zero"),  # type: ignore[func-returns-value]
+}
+ENCODE_CL100K = "import tiktoken\nprint(tiktoken.get_encoding('cl100k_base').encode('hello world'))"
+
+
+def cl100k_table(install: Path) -> Path:
+    fast_dir = install / "tiktoken_encodings_offline" / "fastpath"
+    row = next(r for r in (fast_dir / "derived.tsv").read_text().splitlines() if r.startswith(CL100K.url))
+    return fast_dir / row.split("\t")[2]
+
+
+@pytest.mark.parametrize("kind", NOT_REGULAR)
+def test_a_table_that_is_not_a_regular_file_is_refused_without_waiting(kind: str, install: Path) -> None:
+    """Opened without blocking and refused by its type: the blob serves, one notice, verify names it.
+    The timeouts turn a regression (an unbounded open or read) into a failure instead of a hang."""
+    table = cl100k_table(install)
+    NOT_REGULAR[kind](table)
+    env = clean_env(PYTHONPATH=str(install))
+    loaded = run(offline([sys.executable, "-W", "error", "-c", ENCODE_CL100K]), env=env, timeout=60)
+    assert loaded.stdout.strip() == "[15339, 1917]"
+    assert one_line(loaded.stderr) == f"{NOTICE}{table} is damaged (not a regular file); {FIX_TEXT}"
+    verify = [sys.executable, "-m", "tiktoken_encodings_offline", "verify"]
+    result = run(offline(verify), env=env, check=False, timeout=120)
+    assert result.returncode == 1 and f"MISSING  {table.name}" in result.stdout
+    assert f"{table} (missing)" in result.stdout.splitlines()[-1] and REINSTALL in result.stdout.splitlines()[-1]
+
+
+@pytest.mark.parametrize("kind", NOT_REGULAR)
+def test_a_blob_swapped_after_activation_is_refused_without_waiting(
+    kind: str, install: Path, layouts: dict[str, Path]
+) -> None:
+    """The import saw an intact folder; the blob is then replaced: tiktoken reads the user's cache."""
+    blob = data(install) / CL100K.cache_name
+    swap = "import os, pathlib, tiktoken, tiktoken_encodings_offline\n" + f"path = pathlib.Path({str(blob)!r})\n"
+    swap += "path.unlink()\n" + ("os.mkfifo(path)\n" if kind == "FIFO" else "path.symlink_to('/dev/zero')\n")
+    env = clean_env(PYTHONPATH=str(install), TIKTOKEN_CACHE_DIR=str(layouts["cache"]))
+    loaded = run(offline([sys.executable, "-W", "error", "-c", swap + ENCODE_CL100K]), env=env, timeout=60)
+    assert loaded.stdout.strip() == "[15339, 1917]"
+    assert one_line(loaded.stderr) == f"{NOTICE}{blob} is damaged (not a regular file); {FIX_TEXT}"

@@ -25,6 +25,7 @@ from helpers import MANIFEST, ROOT, build_wheel, clean_env, make_venv, offline, 
 FAST_FOLDER = "fastpath"
 O200K = MANIFEST.blobs_for(["o200k_base"])[0]
 CL100K = MANIFEST.blobs_for(["cl100k_base"])[0]
+REINSTALL_FIX = "reinstall the wheel (pip install --force-reinstall --no-deps tiktoken-encodings-offline)"
 TEXT = (
     "Hello, world! The quick brown fox. 中文分词测试：你好，世界。 한국어 문장. Здравствуй, мир! "
     "مرحبا بالعالم. नमस्ते दुनिया. こんにちは世界。 🙂🚀👩‍💻 def f(x):\n\treturn x  \n\n   \t"
@@ -248,19 +249,69 @@ def test_a_table_for_another_blob_version_or_format_is_not_used(
     assert tables_opened(result, "r50k_base") != []
 
 
+def out_of_the_folder(fields: list[str]) -> None:
+    fields[2] = "../data/" + fields[2]  # not <its sha256>.ranks
+
+
+def out_of_the_folder_by_its_hash_too(fields: list[str]) -> None:
+    fields[3] = "../data/" + fields[3]  # <its "sha256">.ranks, a path out of the folder
+    fields[2] = fields[3] + ".ranks"
+
+
+def absolute_by_its_hash(fields: list[str]) -> None:
+    fields[3] = "/tmp/" + fields[3][5:]
+    fields[2] = fields[3] + ".ranks"
+
+
+def source_hash_not_hex(fields: list[str]) -> None:
+    fields[1] = fields[1][:-1] + "G"
+
+
+@pytest.mark.parametrize(
+    "edit", [out_of_the_folder, out_of_the_folder_by_its_hash_too, absolute_by_its_hash, source_hash_not_hex]
+)
 def test_an_invalid_record_turns_the_fast_path_off_with_one_notice(
-    runtime_venv: Path, target: Path, layouts: dict[str, Path]
+    edit: Any, runtime_venv: Path, target: Path, layouts: dict[str, Path]
 ) -> None:
     derived = target / "tiktoken_encodings_offline" / FAST_FOLDER / "derived.tsv"
     header, first, *rest = derived.read_text().split("\n")
-    # a row naming a file that is not <its sha256>.ranks: e.g. a path out of the folder
     fields = first.split("\t")
-    fields[2] = "../data/" + fields[2]
+    edit(fields)
     derived.write_text("\n".join([header, "\t".join(fields), *rest]))
     result, stderr = probe(runtime_venv, ["cl100k_base"], clean_env(PYTHONPATH=str(target)))
-    assert stderr.count("\n") == 1 and "fast path off" in stderr and "derived.tsv: invalid row" in stderr
+    assert stderr.count("\n") == 1 and "fast path off" in stderr and f"{derived}: invalid row" in stderr
+    assert stderr.endswith(f"; {REINSTALL_FIX}\n")
     assert without_opened(result) == tiktoken_own(runtime_venv, layouts["cache"], ["cl100k_base"])
     assert tables_opened(result, "cl100k_base") == []
+
+
+def test_a_record_that_is_not_utf8_is_named_with_the_fix(
+    runtime_venv: Path, target: Path, layouts: dict[str, Path]
+) -> None:
+    derived = target / "tiktoken_encodings_offline" / FAST_FOLDER / "derived.tsv"
+    derived.write_bytes(derived.read_bytes().replace(b"source\t", b"sour\xffce\t", 1))
+    result, stderr = probe(runtime_venv, ["cl100k_base"], clean_env(PYTHONPATH=str(target)))
+    assert stderr == (
+        "tiktoken-encodings-offline: fast path off, tiktoken parses its files itself "
+        f"(ValueError: {derived} is not UTF-8 text); {REINSTALL_FIX}\n"
+    )
+    assert without_opened(result) == tiktoken_own(runtime_venv, layouts["cache"], ["cl100k_base"])
+    verify = verify_offline(runtime_venv, target)
+    assert verify.returncode == 1 and f"{derived} is not UTF-8 text" in verify.stdout.splitlines()[-1]
+
+
+def test_a_table_of_another_size_than_recorded_is_refused_and_the_blob_serves(
+    runtime_venv: Path, target: Path, layouts: dict[str, Path]
+) -> None:
+    fast_dir = target / "tiktoken_encodings_offline" / FAST_FOLDER
+    table = table_of(fast_dir, CL100K.url)
+    size = table.stat().st_size
+    derived = fast_dir / "derived.tsv"
+    derived.write_text(derived.read_text().replace(f"\t{table.stem}\t{size}\t", f"\t{table.stem}\t{size - 1}\t"))
+    result, stderr = probe(runtime_venv, ["cl100k_base"], clean_env(PYTHONPATH=str(target)))
+    damaged = f"{table} is damaged ({size} bytes, {size - 1} expected)"
+    assert stderr == f"tiktoken-encodings-offline: {damaged}; {REINSTALL_FIX}\n"  # refused before it is read
+    assert without_opened(result) == tiktoken_own(runtime_venv, layouts["cache"], ["cl100k_base"])
 
 
 def test_only_blobs_the_record_carries_are_served(runtime_venv: Path, target: Path, layouts: dict[str, Path]) -> None:
@@ -419,6 +470,58 @@ def test_verify_rehashes_each_table_and_names_a_damaged_or_missing_one(runtime_v
     assert bad == {o200k.name: hashlib.sha256(data).hexdigest(), cl100k.name: None}
 
 
+def truncated(table: bytes, blob: bytes) -> bytes:
+    return table[: len(table) // 2]
+
+
+def garbage(table: bytes, blob: bytes) -> bytes:
+    return hashlib.sha256(table).digest() * (len(table) // 32)
+
+
+def header_only(table: bytes, blob: bytes) -> bytes:
+    return table[:32]
+
+
+def huge_counts(table: bytes, blob: bytes) -> bytes:
+    return table[:8] + struct.pack("<6I", 1, table[12], 0xFFFFFFFF, 0xFFFFFFF0, 0xFFFFFFFF, 0xFFFFFFFF) + table[32:]
+
+
+def two_ranks_swapped(table: bytes, blob: bytes) -> bytes:
+    """A well-formed table that is not tiktoken's parse of its blob: ranks 100 and 101 swapped."""
+    fastpath = build_module()
+    tokens = list(fastpath.tiktoken_bpe_ranks(blob))
+    tokens[100], tokens[101] = tokens[101], tokens[100]
+    return bytes(fastpath.encode_ranks({token: rank for rank, token in enumerate(tokens)}))
+
+
+@pytest.mark.parametrize("damage", [truncated, garbage, header_only, huge_counts, two_ranks_swapped])
+def test_verify_names_a_table_that_does_not_decode_although_its_row_matches(
+    damage: Any, runtime_venv: Path, target: Path
+) -> None:
+    """derived.tsv edited to the damaged table's SHA-256 and size: the hash check alone passes it."""
+    fast_dir = target / "tiktoken_encodings_offline" / FAST_FOLDER
+    table = table_of(fast_dir, CL100K.url)
+    original = table.read_bytes()
+    broken = damage(original, (target / "tiktoken_encodings_offline" / "data" / CL100K.cache_name).read_bytes())
+    digest = hashlib.sha256(broken).hexdigest()
+    table.unlink()
+    (fast_dir / f"{digest}.ranks").write_bytes(broken)
+    derived = fast_dir / "derived.tsv"
+    old = f"{table.name}\t{table.stem}\t{len(original)}\t"
+    derived.write_text(derived.read_text().replace(old, f"{digest}.ranks\t{digest}\t{len(broken)}\t"))
+    result = verify_offline(runtime_venv, target)
+    assert result.returncode == 1
+    assert f"DAMAGED  {digest}.ranks  (fast path table of cl100k_base.tiktoken)" in result.stdout
+    if damage is two_ranks_swapped:  # only tiktoken's own parse of the blob tells
+        assert f"         it is not what tiktoken parses from {CL100K.url}" in result.stdout
+    else:
+        assert "         it does not decode (" in result.stdout
+    summary = result.stdout.splitlines()[-1]
+    assert f"damaged: {fast_dir / digest}.ranks" in summary and summary.endswith(REINSTALL_FIX)
+    report = json.loads(verify_offline(runtime_venv, target, "--json").stdout)
+    assert [t["error"] is not None for t in report["tables"]].count(True) == 1
+
+
 def test_verify_checks_derived_tsv_against_the_record(runtime_venv: Path, target: Path) -> None:
     """A row made from another version of a carried blob is one the runtime would not use; a carried
     blob with no row gets no fast path. Both are damage to the installation, named with the fix."""
@@ -433,7 +536,11 @@ def test_verify_checks_derived_tsv_against_the_record(runtime_venv: Path, target
     assert f"made from another version of {CL100K.url} ({'0' * 64}; vendored.tsv records {CL100K.sha256})" in (
         result.stdout
     )
-    assert f"{derived} lists no table for {r50k.url}" in result.stdout.splitlines()[-1]
+    summary = result.stdout.splitlines()[-1]
+    assert f"{derived} lists no table for {r50k.url}" in summary
+    cl100k_table = table_of(derived.parent, CL100K.url)
+    assert f"unused: {cl100k_table} (made from another version of {CL100K.url}" in summary
+    assert "damaged" not in summary
     assert "--force-reinstall" in result.stdout.splitlines()[-1]
     derived.write_text("source\tsha256\n")
     malformed = verify_offline(runtime_venv, target)

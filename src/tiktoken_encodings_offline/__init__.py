@@ -185,16 +185,38 @@ def verify(load: bool = True) -> VerifyResult:
     return _verify(where(), load=load)
 
 
-def read_verified(path: str, sha256: str, fix: str) -> bytes | None:
-    """The bytes of ``path`` if they hash to ``sha256``; else None, and one notice naming the file and ``fix``."""
+def read_verified(path: str, sha256: str, size: int, fix: str) -> bytes | None:
+    """The bytes of ``path`` if it is a regular file of ``size`` bytes that hash to ``sha256``; else
+    None, and one notice naming the file and ``fix``. Never blocks: a FIFO or a device planted under
+    the name is opened without waiting for a writer and refused before anything is read."""
     import hashlib  # tiktoken.load has imported it: this package's own import does not need it
+    import stat  # os has imported it
 
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
     try:
-        with open(path, "rb", buffering=0) as f:
-            data = f.read()
+        descriptor = os.open(path, flags)
+        try:
+            found = os.fstat(descriptor)
+            if not stat.S_ISREG(found.st_mode):
+                _notice(f"{path} is damaged (not a regular file); {fix}")
+                return None
+            if found.st_size != size:
+                _notice(f"{path} is damaged ({found.st_size} bytes, {size} expected); {fix}")
+                return None
+            chunks = []
+            left = size + 1  # one byte more tells a file that grew since fstat apart
+            while left > 0:
+                chunk = os.read(descriptor, left)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                left -= len(chunk)
+        finally:
+            os.close(descriptor)
     except OSError as error:
         _notice(f"cannot read {path} ({error.strerror or error}); {fix}")
         return None
+    data = b"".join(chunks)
     if hashlib.sha256(data).hexdigest() != sha256:
         _notice(f"{path} is damaged (SHA-256 differs from {sha256}); {fix}")
         return None

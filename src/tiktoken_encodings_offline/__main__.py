@@ -157,10 +157,13 @@ def _table_lines(tables: tuple[TableCheck, ...]) -> list[str]:
         name = os.path.basename(table.path)
         made_from = " + ".join(url.rsplit("/", 1)[-1] for url in table.source)
         intact = table.actual_sha256 == table.expected_sha256
-        state = "ok" if table.ok else "MISSING" if table.actual_sha256 is None else "UNUSED" if intact else "DAMAGED"
+        unused = intact and table.mismatch is not None
+        state = "ok" if table.ok else "MISSING" if table.actual_sha256 is None else "UNUSED" if unused else "DAMAGED"
         lines.append(f"{state:<8} {name}  (fast path table of {made_from})")
         if table.actual_sha256 not in (None, table.expected_sha256):
             lines.append(f"         expected {table.expected_sha256}, found {table.actual_sha256}")
+        if table.error:
+            lines.append(f"         {table.error}")
         if table.mismatch:
             lines.append(f"         not for this installation's files: {table.mismatch}")
     return lines
@@ -168,8 +171,16 @@ def _table_lines(tables: tuple[TableCheck, ...]) -> list[str]:
 
 def _damaged_tables_line(tables: tuple[TableCheck, ...], problem: str | None) -> str | None:
     """One line for the fast path's tables: tiktoken still works without them (it parses the files)."""
-    damaged = [table.path + (" (missing)" if table.actual_sha256 is None else "") for table in tables if not table.ok]
-    parts = ([f"damaged: {', '.join(damaged)}"] if damaged else []) + ([problem] if problem else [])
+    damaged, unused = [], []
+    for table in tables:
+        if table.ok:
+            continue
+        if table.actual_sha256 == table.expected_sha256 and table.mismatch and not table.error:
+            unused.append(f"{table.path} ({table.mismatch})")
+        else:
+            damaged.append(table.path + (" (missing)" if table.actual_sha256 is None else ""))
+    parts = [f"{what}: {', '.join(paths)}" for what, paths in (("damaged", damaged), ("unused", unused)) if paths]
+    parts += [problem] if problem else []
     if not parts:
         return None
     return f"{'; '.join(parts)} (the fast path's pre-parsed tables: until then tiktoken parses its files itself); {FIX}"

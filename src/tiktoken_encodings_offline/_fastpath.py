@@ -16,7 +16,7 @@ import os
 import sys
 from itertools import chain
 
-from . import FIX, _env_flag, _notice, read_verified
+from . import FIX, _env_flag, _is_hex, _notice, read_verified
 
 OFF_ENV = "TIKTOKEN_ENCODINGS_OFFLINE_NO_FASTPATH"
 FOLDER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fastpath")
@@ -53,12 +53,12 @@ if TYPE_CHECKING:
 
 
 class Table:
-    """One pre-parsed table: the SHA-256 of the blob(s) it was made from, and its own."""
+    """One pre-parsed table: the SHA-256 of the blob(s) it was made from, and its own, and its size."""
 
-    __slots__ = ("path", "sha256", "source_sha256")  # not a NamedTuple: this module loads in the first load
+    __slots__ = ("path", "sha256", "size", "source_sha256")  # not a NamedTuple: this module loads in the first load
 
-    def __init__(self, source_sha256: tuple[str, ...], path: str, sha256: str) -> None:
-        self.source_sha256, self.path, self.sha256 = source_sha256, path, sha256
+    def __init__(self, source_sha256: tuple[str, ...], path: str, sha256: str, size: int) -> None:
+        self.source_sha256, self.path, self.sha256, self.size = source_sha256, path, sha256, size
 
 
 _state = "not installed: tiktoken has not been imported with this package active"
@@ -79,7 +79,7 @@ def install(record: Record, folder: str = FOLDER) -> None:
         _state = _install(record, folder)
     except Exception as error:
         _state = f"off: {type(error).__name__}: {error}"
-        _notice(f"fast path off, tiktoken parses its files itself ({type(error).__name__}: {error})")
+        _notice(f"fast path off, tiktoken parses its files itself ({type(error).__name__}: {error}); {FIX}")
 
 
 def _install(record: Record, folder: str) -> str:
@@ -109,6 +109,11 @@ def _install(record: Record, folder: str) -> str:
     return state + (f"; tiktoken's own {', '.join(skipped)} kept" if skipped else "")
 
 
+def tiktokens_own(loader: Any) -> Any:
+    """tiktoken's own function behind the fast path's ``loader``; any other ``loader`` itself."""
+    return loader.__wrapped__ if getattr(loader, _MARKER, False) else loader
+
+
 def _parameters(function: object) -> tuple[str, ...] | None:
     """The parameter names of a tiktoken loader whose signature is one we know, else None."""
     code = getattr(function, "__code__", None)
@@ -126,22 +131,27 @@ def read_tables(record: Record, folder: str = FOLDER) -> dict[tuple[str, ...], T
     """
     carried = {blob.url: blob.sha256 for blob in record.blobs}
     tables = {}
-    for source, shas, path, sha256, _, version in read_derived(folder) or ():
+    for source, shas, path, sha256, size, version in read_derived(folder) or ():
         if version == str(FORMAT_VERSION) and all(carried.get(url) == sha for url, sha in zip(source, shas)):
-            tables[source] = Table(shas, path, sha256)
+            tables[source] = Table(shas, path, sha256, size)
     return tables
 
 
 def read_derived(folder: str = FOLDER) -> list[DerivedRow] | None:
     """The rows of ``folder``'s derived.tsv: (source URLs, their SHA-256, the table's path, its
     SHA-256, its size, its format). None when there is no such file; ValueError (naming the file)
-    when it is not exactly a record of this version."""
+    when it is not exactly a record of this version. Each SHA-256 is 64 hex digits, and the table's
+    path is ``<its SHA-256>.ranks``: no row names a file outside ``folder``."""
     path = os.path.join(folder, RECORD_NAME)
     try:
         with open(path, "rb") as f:
-            header, *lines = f.read().decode("utf-8").split("\n")
+            raw = f.read()
     except (FileNotFoundError, NotADirectoryError):
         return None
+    try:
+        header, *lines = raw.decode("utf-8").split("\n")
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not UTF-8 text") from None
     if tuple(header.split("\t")) != RECORD_COLUMNS or lines[-1:] != [""]:
         raise ValueError(f"{path} is not a record of this version")
     rows = []
@@ -150,7 +160,8 @@ def read_derived(folder: str = FOLDER) -> list[DerivedRow] | None:
         if len(fields) != len(RECORD_COLUMNS) or fields[2] != f"{fields[3]}.ranks" or not fields[4].isdigit():
             raise ValueError(f"{path}: invalid row {line!r}")
         source, shas = tuple(fields[0].split(" ")), tuple(fields[1].split(" "))
-        if len(source) != len(shas) or not fields[4].isascii():
+        hashes_valid = _is_hex(fields[3], 64) and all(_is_hex(sha, 64) for sha in shas)
+        if len(source) != len(shas) or not fields[4].isascii() or not hashes_valid:
             raise ValueError(f"{path}: invalid row {line!r}")
         rows.append((source, shas, os.path.join(folder, fields[2]), fields[3], int(fields[4]), fields[5]))
     return rows
@@ -210,7 +221,7 @@ def _data_gym(original: Callable[..., Ranks], names: tuple[str, ...], ranks_for:
 
 def load_table(table: Table) -> Ranks | None:
     """A fresh dict from a verified table; None (and one notice) when it is missing or damaged."""
-    data = read_verified(table.path, table.sha256, FIX)
+    data = read_verified(table.path, table.sha256, table.size, FIX)
     if data is None:
         return None
     try:

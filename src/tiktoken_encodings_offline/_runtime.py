@@ -166,7 +166,7 @@ def _wrap(
     def read_file_cached(blobpath: str, expected_hash: str | None = None) -> bytes:
         blob = served.get(blobpath)
         if blob is not None and expected_hash in (None, blob.sha256):
-            data = read_verified(os.path.join(folder, blob.cache_name), blob.sha256, FIX)
+            data = read_verified(os.path.join(folder, blob.cache_name), blob.sha256, blob.size, FIX)
             if data is not None:
                 return data
             damaged.setdefault(blobpath, f"{os.path.join(folder, blob.cache_name)} is damaged; {FIX}")

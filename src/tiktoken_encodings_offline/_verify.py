@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import stat
 import sys
 from dataclasses import dataclass, field, replace
 from importlib.metadata import version
@@ -54,10 +56,11 @@ class TableCheck:
     expected_sha256: str
     actual_sha256: str | None  # None: missing or unreadable
     mismatch: str | None = None  # why the runtime would not use it although vendored.tsv carries its blobs
+    error: str | None = None  # why its bytes, although they hash as recorded, are not a table the runtime reads
 
     @property
     def ok(self) -> bool:
-        return self.actual_sha256 == self.expected_sha256 and self.mismatch is None
+        return self.actual_sha256 == self.expected_sha256 and self.mismatch is None and self.error is None
 
 
 @dataclass(frozen=True)
@@ -92,11 +95,12 @@ def check_files(folder: str) -> tuple[tuple[FileCheck, ...], str | None]:
     return tuple(sorted(checks, key=lambda check: check.url)), None
 
 
-def check_tables(folder: str) -> tuple[tuple[TableCheck, ...], str | None]:
+def check_tables(folder: str, compare: bool = False) -> tuple[tuple[TableCheck, ...], str | None]:
     """Each table of the ``fastpath`` folder beside ``folder`` against derived.tsv, and each row of
     derived.tsv against ``folder``'s record, vendored.tsv, as the runtime requires. No such folder
-    (a zipped installation): nothing to check."""
-    from ._fastpath import FORMAT_VERSION, RECORD_NAME, read_derived
+    (a zipped installation): nothing to check. An intact table must decode; with ``compare`` (it
+    needs tiktoken; under a second for all tables), to what tiktoken's own loader parses."""
+    from ._fastpath import FORMAT_VERSION, RECORD_NAME, decode_table, read_derived
 
     tables_folder = os.path.join(os.path.dirname(folder), "fastpath")
     if not os.path.isdir(tables_folder):
@@ -119,14 +123,67 @@ def check_tables(folder: str) -> tuple[tuple[TableCheck, ...], str | None]:
                 mismatch = f"made from another version of {url} ({sha}; vendored.tsv records {recorded[url]})"
             elif url not in recorded:
                 mismatch = f"made from {url}, which vendored.tsv does not list"
-        try:
-            actual: str | None = sha256_file(path, size + 1)
-        except OSError:
-            actual = None
-        checks.append(TableCheck(path, source, sha256, actual, mismatch))
+        data = _read_regular_file(path, size + 1)
+        actual = None if data is None else hashlib.sha256(data).hexdigest()
+        undecodable = None
+        if data is not None and actual == sha256 and mismatch is None:
+            try:
+                ranks = decode_table(data)
+            except (ValueError, IndexError) as decode_error:
+                undecodable = f"it does not decode ({decode_error})"
+            else:
+                undecodable = _differs_from_tiktoken(folder, source, shas, ranks) if compare else None
+        checks.append(TableCheck(path, source, sha256, actual, mismatch, undecodable))
     without = [url for url in recorded if not any(url in row[0] for row in rows)]
     problem = f"{record_path} lists no table for {', '.join(without)}" if without else None
     return tuple(checks), problem
+
+
+def _differs_from_tiktoken(
+    folder: str, source: tuple[str, ...], shas: tuple[str, ...], ranks: dict[bytes, int]
+) -> str | None:
+    """Why a decoded table is not the dict, in key order, tiktoken's own loader parses from its
+    vendored blob(s). None when it is, or when tiktoken cannot parse them: a damaged blob is
+    reported with the files."""
+    import tiktoken.load
+
+    from ._fastpath import DATA_GYM, LOAD_BPE, tiktokens_own
+    from ._runtime import install, serving_only_vendored
+
+    install(folder)  # tiktoken's reader serves the vendored blobs, and nothing else below
+    own = tiktokens_own(getattr(tiktoken.load, LOAD_BPE if len(source) == 1 else DATA_GYM))
+    try:
+        with serving_only_vendored():
+            parsed = own(*source, *shas)
+    except Exception:
+        return None
+    if list(parsed.items()) != list(ranks.items()):
+        return f"it is not what tiktoken parses from {' + '.join(source)}"
+    return None
+
+
+def _read_regular_file(path: str, limit: int) -> bytes | None:
+    """At most ``limit`` bytes of ``path``; None when it is missing, unreadable or not a regular file
+    (a FIFO or a device would block the read, or never end it)."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        descriptor = os.open(path, flags)
+    except OSError:
+        return None
+    with os.fdopen(descriptor, "rb", buffering=0) as f:
+        try:
+            if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+                return None
+            chunks = []
+            while limit > 0:
+                chunk = f.read(limit)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                limit -= len(chunk)
+        except OSError:
+            return None
+    return b"".join(chunks)
 
 
 def tiktoken_missing() -> str | None:
@@ -175,8 +232,8 @@ def _verify(folder: str, load: bool) -> VerifyResult:
     files, problem = check_files(folder)
     if problem:
         return VerifyResult(folder, files, (), problem)
-    tables, tables_problem = check_tables(folder)
     missing = tiktoken_missing() if load else None
+    tables, tables_problem = check_tables(folder, compare=load and not missing)
     if missing or not load:
         return VerifyResult(folder, files, (), missing, tables, tables_problem)
     names = dict.fromkeys(row[0] for row in inspect(folder)[0])
