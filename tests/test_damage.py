@@ -77,6 +77,10 @@ DAMAGES: dict[str, Callable[[Path], Path]] = {
     "record wrong header": _rewrite_record(lambda text: text.replace("\t", " ", 3)),
     "record row wrong columns": _rewrite_record(lambda text: text.replace(f"\t{CL100K.size}\n", "\n")),
     "record row misnamed": _misname,
+    # A record that is not a regular file is refused at once (read without a bound, a FIFO blocks the import).
+    "record replaced by a FIFO": lambda folder: (
+        (folder / "vendored.tsv").unlink() or os.mkfifo(folder / "vendored.tsv") or folder / "vendored.tsv"
+    ),  # type: ignore[func-returns-value]
     "blob missing": _blob(lambda path: path.unlink()),
     "blob truncated": _blob(lambda path: path.write_bytes(path.read_bytes()[: CL100K.size // 2])),
     "blob altered": _blob(lambda path: path.write_bytes(path.read_bytes()[:-1] + b"!")),
@@ -252,3 +256,18 @@ def test_a_blob_swapped_after_activation_is_refused_without_waiting(
     loaded = run(offline([sys.executable, "-W", "error", "-c", swap + ENCODE_CL100K]), env=env, timeout=60)
     assert loaded.stdout.strip() == "[15339, 1917]"
     assert one_line(loaded.stderr) == f"{NOTICE}{blob} is damaged (not a regular file); {FIX_TEXT}"
+
+
+@pytest.mark.parametrize("kind", NOT_REGULAR)
+def test_a_fast_path_record_that_is_not_a_regular_file_turns_it_off_without_waiting(kind: str, install: Path) -> None:
+    """derived.tsv replaced: the fast path steps aside with one notice naming it, and verify says so."""
+    record = install / "tiktoken_encodings_offline" / "fastpath" / "derived.tsv"
+    NOT_REGULAR[kind](record)
+    env = clean_env(PYTHONPATH=str(install))
+    loaded = run(offline([sys.executable, "-W", "error", "-c", ENCODE_CL100K]), env=env, timeout=60)
+    assert loaded.stdout.strip() == "[15339, 1917]"
+    line = one_line(loaded.stderr)
+    assert f"cannot read {record} (damaged: not a regular file)" in line and REINSTALL in line
+    verify = [sys.executable, "-m", "tiktoken_encodings_offline", "verify"]
+    result = run(offline(verify), env=env, check=False, timeout=120)
+    assert result.returncode == 1 and f"cannot read {record}" in result.stdout.splitlines()[-1]

@@ -31,6 +31,7 @@ DISABLE_ENV = "TIKTOKEN_ENCODINGS_OFFLINE_DISABLE"
 STRICT_ENV = "TIKTOKEN_ENCODINGS_OFFLINE_STRICT"
 RECORD_NAME = "vendored.tsv"
 RECORD_HEADER = "encoding\tfile\turl\tsha256\tsize"
+RECORD_LIMIT = 1 << 20  # bytes of a record read at most: a whole one is a few kB
 FIX = "reinstall the wheel (pip install --force-reinstall --no-deps tiktoken-encodings-offline)"
 # The two files openai-harmony reads (o200k_base's and cl100k_base's), by tiktoken cache name:
 # TIKTOKEN_RS_CACHE_DIR points at the vendored folder only when both are here.
@@ -111,8 +112,7 @@ def read_rows(folder: str) -> tuple[list[Row], str | None]:
     """The rows of ``folder``'s record, or none and what is wrong with it (naming the file and the fix)."""
     path = os.path.join(folder, RECORD_NAME)
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
+        raw = read_regular_file(path, RECORD_LIMIT)
     except FileNotFoundError:
         return [], f"{path} is missing; {FIX}"
     except OSError as error:
@@ -183,6 +183,28 @@ def verify(load: bool = True) -> VerifyResult:
     from ._verify import verify as _verify
 
     return _verify(where(), load=load)
+
+
+def read_regular_file(path: str, limit: int) -> bytes:
+    """At most ``limit`` bytes of ``path``, a regular file. A FIFO or a device planted under the name
+    raises OSError at once: it is opened without waiting for a writer and never read."""
+    import stat  # os has imported it
+
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    descriptor = os.open(path, flags)
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise OSError("damaged: not a regular file")
+        chunks = []
+        while limit > 0:
+            chunk = os.read(descriptor, limit)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            limit -= len(chunk)
+    finally:
+        os.close(descriptor)
+    return b"".join(chunks)
 
 
 def read_verified(path: str, sha256: str, size: int, fix: str) -> bytes | None:

@@ -16,7 +16,7 @@ import os
 import sys
 from itertools import chain
 
-from . import FIX, _env_flag, _is_hex, _notice, read_verified
+from . import FIX, RECORD_LIMIT, _env_flag, _is_hex, _notice, read_regular_file, read_verified
 
 OFF_ENV = "TIKTOKEN_ENCODINGS_OFFLINE_NO_FASTPATH"
 FOLDER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fastpath")
@@ -144,10 +144,11 @@ def read_derived(folder: str = FOLDER) -> list[DerivedRow] | None:
     path is ``<its SHA-256>.ranks``: no row names a file outside ``folder``."""
     path = os.path.join(folder, RECORD_NAME)
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
+        raw = read_regular_file(path, RECORD_LIMIT)
     except (FileNotFoundError, NotADirectoryError):
         return None
+    except OSError as error:
+        raise ValueError(f"cannot read {path} ({error.strerror or error})") from None
     try:
         header, *lines = raw.decode("utf-8").split("\n")
     except UnicodeDecodeError:

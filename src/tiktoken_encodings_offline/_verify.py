@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import stat
 import sys
 from dataclasses import dataclass, field, replace
 from importlib.metadata import version
 
-from . import FIX, inspect
+from . import FIX, inspect, read_regular_file
 from ._manifest import sha256_file
 from ._runtime import misnamed_row
 
@@ -163,27 +162,11 @@ def _differs_from_tiktoken(
 
 
 def _read_regular_file(path: str, limit: int) -> bytes | None:
-    """At most ``limit`` bytes of ``path``; None when it is missing, unreadable or not a regular file
-    (a FIFO or a device would block the read, or never end it)."""
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    """At most ``limit`` bytes of ``path``; None when it is missing, unreadable or not a regular file."""
     try:
-        descriptor = os.open(path, flags)
+        return read_regular_file(path, limit)
     except OSError:
         return None
-    with os.fdopen(descriptor, "rb", buffering=0) as f:
-        try:
-            if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-                return None
-            chunks = []
-            while limit > 0:
-                chunk = f.read(limit)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                limit -= len(chunk)
-        except OSError:
-            return None
-    return b"".join(chunks)
 
 
 def tiktoken_missing() -> str | None:
