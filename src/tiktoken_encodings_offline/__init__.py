@@ -116,7 +116,7 @@ def read_rows(folder: str) -> tuple[list[Row], str | None]:
     except FileNotFoundError:
         return [], f"{path} is missing; {FIX}"
     except OSError as error:
-        return [], f"cannot read {path} ({error.strerror or error}); {FIX}"
+        return [], f"{damage_or_error(path, error)}; {FIX}"
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -185,16 +185,23 @@ def verify(load: bool = True) -> VerifyResult:
     return _verify(where(), load=load)
 
 
-def read_regular_file(path: str, limit: int) -> bytes:
-    """At most ``limit`` bytes of ``path``, a regular file. A FIFO or a device planted under the name
-    raises OSError at once: it is opened without waiting for a writer and never read."""
+def read_regular_file(path: str, limit: int, size: int | None = None) -> bytes:
+    """At most ``limit`` bytes of ``path``, a regular file (of ``size`` bytes, if given).
+
+    A FIFO or a device planted under the name is opened without waiting for a writer and never
+    read. What is wrong with the file itself raises OSError with no errno; failing system calls
+    raise theirs (see ``damage_or_error``).
+    """
     import stat  # os has imported it
 
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
     descriptor = os.open(path, flags)
     try:
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-            raise OSError("damaged: not a regular file")
+        found = os.fstat(descriptor)
+        if not stat.S_ISREG(found.st_mode):
+            raise OSError("not a regular file")
+        if size is not None and found.st_size != size:
+            raise OSError(f"{found.st_size} bytes, {size} expected")
         chunks = []
         while limit > 0:
             chunk = os.read(descriptor, limit)
@@ -207,38 +214,21 @@ def read_regular_file(path: str, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def damage_or_error(path: str, error: OSError) -> str:
+    """What ``read_regular_file`` raised, said of ``path``: damage it found, or the failing call."""
+    return f"{path} is damaged ({error})" if error.errno is None else f"cannot read {path} ({error.strerror or error})"
+
+
 def read_verified(path: str, sha256: str, size: int, fix: str) -> bytes | None:
     """The bytes of ``path`` if it is a regular file of ``size`` bytes that hash to ``sha256``; else
-    None, and one notice naming the file and ``fix``. Never blocks: a FIFO or a device planted under
-    the name is opened without waiting for a writer and refused before anything is read."""
+    None, and one notice naming the file and ``fix``. Never blocks (see ``read_regular_file``)."""
     import hashlib  # tiktoken.load has imported it: this package's own import does not need it
-    import stat  # os has imported it
 
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
     try:
-        descriptor = os.open(path, flags)
-        try:
-            found = os.fstat(descriptor)
-            if not stat.S_ISREG(found.st_mode):
-                _notice(f"{path} is damaged (not a regular file); {fix}")
-                return None
-            if found.st_size != size:
-                _notice(f"{path} is damaged ({found.st_size} bytes, {size} expected); {fix}")
-                return None
-            chunks = []
-            left = size + 1  # one byte more tells a file that grew since fstat apart
-            while left > 0:
-                chunk = os.read(descriptor, left)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                left -= len(chunk)
-        finally:
-            os.close(descriptor)
+        data = read_regular_file(path, size + 1, size)  # one byte more tells a file that grew apart
     except OSError as error:
-        _notice(f"cannot read {path} ({error.strerror or error}); {fix}")
+        _notice(f"{damage_or_error(path, error)}; {fix}")
         return None
-    data = b"".join(chunks)
     if hashlib.sha256(data).hexdigest() != sha256:
         _notice(f"{path} is damaged (SHA-256 differs from {sha256}); {fix}")
         return None

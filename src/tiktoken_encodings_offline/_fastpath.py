@@ -16,7 +16,7 @@ import os
 import sys
 from itertools import chain
 
-from . import FIX, RECORD_LIMIT, _env_flag, _is_hex, _notice, read_regular_file, read_verified
+from . import FIX, RECORD_LIMIT, _env_flag, _is_hex, _notice, damage_or_error, read_regular_file, read_verified
 
 OFF_ENV = "TIKTOKEN_ENCODINGS_OFFLINE_NO_FASTPATH"
 FOLDER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fastpath")
@@ -148,7 +148,7 @@ def read_derived(folder: str = FOLDER) -> list[DerivedRow] | None:
     except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as error:
-        raise ValueError(f"cannot read {path} ({error.strerror or error})") from None
+        raise ValueError(damage_or_error(path, error)) from None
     try:
         header, *lines = raw.decode("utf-8").split("\n")
     except UnicodeDecodeError:
