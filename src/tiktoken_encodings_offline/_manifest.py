@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-import stat
 
+from . import read_regular_file
 from ._runtime import Blob, cache_name
 
 TYPE_CHECKING = False
@@ -61,23 +61,10 @@ def load_manifest(path: str = MANIFEST_PATH) -> Manifest:
         return parse_manifest(json.load(f))
 
 
-def sha256_file(path: str | os.PathLike[str], limit: int) -> str:
-    """The SHA-256 of at most ``limit`` bytes of a regular file.
-
-    A device or a FIFO planted under a vendored name would make an unbounded read hang (or block
-    at open): it is an OSError here, read like a missing file.
-    """
-    if not stat.S_ISREG(os.stat(path).st_mode):
-        raise OSError(f"{path} is not a regular file")
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while limit > 0:
-            chunk = f.read(min(limit, 1 << 20))
-            if not chunk:
-                break
-            digest.update(chunk)
-            limit -= len(chunk)
-    return digest.hexdigest()
+def sha256_file(path: str, limit: int) -> str:
+    """The SHA-256 of at most ``limit`` bytes of a regular file; OSError for anything else, which
+    is read like a missing file (see ``read_regular_file``: a FIFO or a device never blocks)."""
+    return hashlib.sha256(read_regular_file(path, limit)).hexdigest()
 
 
 def record_requests(constructor: Callable[[], object]) -> dict[str, str | None]:

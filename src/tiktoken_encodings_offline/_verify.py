@@ -122,7 +122,10 @@ def check_tables(folder: str, compare: bool = False) -> tuple[tuple[TableCheck, 
                 mismatch = f"made from another version of {url} ({sha}; vendored.tsv records {recorded[url]})"
             elif url not in recorded:
                 mismatch = f"made from {url}, which vendored.tsv does not list"
-        data = _read_regular_file(path, size + 1)
+        try:
+            data: bytes | None = read_regular_file(path, size + 1)
+        except OSError:
+            data = None
         actual = None if data is None else hashlib.sha256(data).hexdigest()
         undecodable = None
         if data is not None and actual == sha256 and mismatch is None:
@@ -159,14 +162,6 @@ def _differs_from_tiktoken(
     if list(parsed.items()) != list(ranks.items()):
         return f"it is not what tiktoken parses from {' + '.join(source)}"
     return None
-
-
-def _read_regular_file(path: str, limit: int) -> bytes | None:
-    """At most ``limit`` bytes of ``path``; None when it is missing, unreadable or not a regular file."""
-    try:
-        return read_regular_file(path, limit)
-    except OSError:
-        return None
 
 
 def tiktoken_missing() -> str | None:
