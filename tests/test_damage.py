@@ -134,7 +134,7 @@ def test_strict_mode_names_the_damage_not_a_missing_encoding(damage: str, instal
     result = run(offline([sys.executable, "-c", code]), env=env, check=False)
     assert result.returncode == 1
     error = result.stderr.strip().splitlines()[-1]
-    assert error.startswith("tiktoken_encodings_offline._runtime.EncodingNotVendoredError: strict mode")
+    assert error.startswith("tiktoken_encodings_offline.EncodingNotVendoredError: strict mode")
     assert str(damaged) in error and ("damaged" in error or "missing" in error) and REINSTALL in error
     assert "not serve" not in error and "unset" not in error
 

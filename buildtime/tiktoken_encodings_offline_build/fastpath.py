@@ -3,7 +3,7 @@
 tiktoken parses its text files on every first load (``load_tiktoken_bpe`` decodes 200k base64
 lines; ``data_gym_to_mergeable_bpe_ranks`` walks gpt2's merges and JSON). This module does the
 same parse once, at build time, with the standard library, and writes the result as a plain
-binary table the run time (``tiktoken_encodings_offline._fastpath``) turns into a dict with a
+binary table the run time (``tiktoken_encodings_offline._runtime``) turns into a dict with a
 single ``bytes.split``. The table format, version 1, all integers little-endian uint32:
 
     header   b"TEOranks", version, separator byte, token count n, body length, exceptions, runs

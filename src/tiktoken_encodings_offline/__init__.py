@@ -20,12 +20,13 @@ import sys
 
 TYPE_CHECKING = False  # typing costs more to import than this whole package may take
 if TYPE_CHECKING:
+    from ._fallback import EncodingNotVendoredError
     from ._verify import VerifyResult
 
-    Row = tuple[str, str, str, str, int]  # encoding, file, url, sha256, size
+    Row = tuple[str, str, str, str, int]  # a row of the record: encoding, file, url, sha256, size
 
 __version__ = "0.1.0"
-__all__ = ["activate", "encodings", "verify", "where"]
+__all__ = ["EncodingNotVendoredError", "activate", "encodings", "verify", "where"]
 
 DISABLE_ENV = "TIKTOKEN_ENCODINGS_OFFLINE_DISABLE"
 STRICT_ENV = "TIKTOKEN_ENCODINGS_OFFLINE_STRICT"
@@ -37,6 +38,7 @@ FIX = "reinstall the wheel (pip install --force-reinstall --no-deps tiktoken-enc
 # TIKTOKEN_RS_CACHE_DIR points at the vendored folder only when both are here.
 HARMONY_FILES = ("fb374d419588a4632f3f557e76b4b70aebbca790", "9b5ad71b2ce5302211f9c61530b329a4922fc6a4")
 
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _where: str | None = None
 _where_problem: str | None = None
 _state: tuple[list[Row], str | None, dict[str, str]] | None = None
@@ -49,40 +51,16 @@ def where() -> str:
 
     It is a valid ``TIKTOKEN_CACHE_DIR`` / ``TIKTOKEN_RS_CACHE_DIR``. Treat it as read-only.
     """
-    global _where
+    global _where, _where_problem
     if _where is None:
-        here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
-        _where = here if os.path.isdir(here) else _extracted_data_dir() or here
+        here = os.path.join(PACKAGE_DIR, "data")
+        if not os.path.isdir(here):  # a loader with no file system path (a zip)
+            from ._zipped import extracted_data_dir
+
+            extracted, _where_problem = extracted_data_dir(__name__, __file__)
+            here = extracted or here
+        _where = here
     return _where
-
-
-def _extracted_data_dir() -> str | None:
-    """For loaders with no file system path (a zip): a temporary copy, kept for the process."""
-    global _where_problem
-    try:
-        if sys.version_info >= (3, 12):
-            from importlib.resources import as_file, files
-        else:  # the stdlib's as_file cannot extract a folder before 3.12
-            from importlib_resources import as_file, files  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        _where_problem = (
-            "installed as a zip, its files need importlib-resources to be read on Python < 3.12; "
-            "fix: pip install importlib-resources"
-        )
-        return None
-    import atexit
-    import contextlib
-
-    try:
-        data = files(__name__) / "data"
-        if not data.is_dir():
-            return None
-        stack = contextlib.ExitStack()
-        atexit.register(stack.close)
-        return str(stack.enter_context(as_file(data)))
-    except Exception as error:  # any loader, any failure: the folder is then simply not there
-        _where_problem = f"cannot extract its files from {__file__} ({type(error).__name__}: {error})"
-        return None
 
 
 def installation() -> tuple[list[Row], str | None, dict[str, str]]:
@@ -173,9 +151,48 @@ def unusable_files(folder: str, rows: list[Row]) -> dict[str, str]:
     return unusable
 
 
+def read_record(folder: str) -> tuple[list[Row], str | None, dict[str, str]]:
+    """The rows of the encodings ``folder`` can serve, what is wrong with it, and why each listed
+    URL it cannot serve is not served (URL -> a line naming the file and the fix). Never raises.
+
+    A damaged record, or one with a row whose file is not the SHA-1 of its URL, serves nothing;
+    an encoding with a file that is missing or of the wrong size is left out.
+    """
+    rows, problem, unusable = installation() if folder == where() else inspect(folder)
+    misnamed = misnamed_row(folder, rows)
+    damaged: dict[str, str] = {}
+    for _, file, url, _, _ in rows:
+        if misnamed:
+            damaged[url] = misnamed
+        elif file in unusable:
+            damaged[url] = f"{os.path.join(folder, file)} {unusable[file]}; {FIX}"
+    left_out = {row[0] for row in rows if row[2] in damaged}
+    return [row for row in rows if row[0] not in left_out], misnamed or problem, damaged
+
+
+def misnamed_row(folder: str, rows: list[Row]) -> str | None:
+    """The damage a row whose file is not the SHA-1 of its URL does to the whole record."""
+    import hashlib  # tiktoken.load has imported it
+
+    for number, (_, file, url, _, _) in enumerate(rows, start=2):
+        if hashlib.sha1(url.encode()).hexdigest() != file:
+            path = os.path.join(folder, RECORD_NAME)
+            return f"{path} is damaged (line {number}: {file} is not the SHA-1 of {url}); {FIX}"
+    return None
+
+
 def encodings() -> list[str]:
     """The names of the encodings this installation carries (none when its record is damaged)."""
     return list(dict.fromkeys(row[0] for row in installation()[0]))
+
+
+def __getattr__(name: str) -> type[EncodingNotVendoredError]:
+    # Defined where it is raised, in a module a load served from the wheel never imports.
+    if name == "EncodingNotVendoredError":
+        from ._fallback import EncodingNotVendoredError
+
+        return EncodingNotVendoredError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def verify(load: bool = True) -> VerifyResult:

@@ -134,7 +134,7 @@ def _tiktoken(intact: set[str], problems: list[str], notes: list[str]) -> tuple[
             "tiktoken's reader is not wrapped: something replaced tiktoken.load.read_file_cached, "
             "or this tiktoken has none (the files are then read only through TIKTOKEN_CACHE_DIR)"
         )
-    from ._fastpath import status
+    from ._runtime import status
 
     active, detail = status()
     report = {

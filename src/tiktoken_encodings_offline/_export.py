@@ -10,8 +10,7 @@ import stat
 import tempfile
 from typing import Any
 
-from . import FIX, where
-from ._runtime import read_record
+from . import FIX, read_record, where
 
 
 class BadArgumentError(Exception):
@@ -20,23 +19,23 @@ class BadArgumentError(Exception):
 
 def export_command(args: argparse.Namespace) -> tuple[Any, str | None, str]:
     folder = where()
-    record, problem, damaged = read_record(folder)
+    rows, problem, damaged = read_record(folder)
     if problem or damaged:
         return {"directory": None, "files": []}, problem or next(iter(damaged.values())), "nothing exported"
     target_dir = os.path.abspath(args.directory)
     _make_folder(target_dir)
     written: list[dict[str, str]] = []
-    for blob in record.blobs:
-        target = os.path.join(target_dir, blob.file_name if args.original_names else blob.cache_name)
-        if _holds(target, blob.sha256):
+    for url, cache_name, sha256 in sorted({(url, file, sha256) for _, file, url, sha256, _ in rows}):
+        target = os.path.join(target_dir, url.rsplit("/", 1)[-1] if args.original_names else cache_name)
+        if _holds(target, sha256):
             state = "unchanged"
         else:
-            error = _copy_verified(os.path.join(folder, blob.cache_name), target, blob.sha256)
+            error = _copy_verified(os.path.join(folder, cache_name), target, sha256)
             if error:
                 report = {"directory": target_dir, "files": written}
                 return report, error, "\n".join(f"{w['state']:<9} {w['file']}" for w in written)
             state = "written"
-        written.append({"file": target, "url": blob.url, "sha256": blob.sha256, "state": state})
+        written.append({"file": target, "url": url, "sha256": sha256, "state": state})
     text = "\n".join(f"{w['state']:<9} {w['file']}" for w in written)
     return {"directory": target_dir, "files": written}, None, text
 

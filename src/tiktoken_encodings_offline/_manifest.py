@@ -3,7 +3,7 @@
 The run-time side only: the build has its own model in ``buildtime/`` (it writes the record),
 the runtime reads the record without trusting it (``tiktoken_encodings_offline.read_rows`` and
 ``_runtime.read_record``). Both read the one manifest, ``manifest.json``. Activation does not
-import this module: what it needs (``Blob``, ``Record``, ``cache_name``) lives in ``_runtime``.
+import this module: it works on the record's rows.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import hashlib
 import os
 
 from . import read_regular_file
-from ._runtime import Blob, cache_name
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -23,6 +22,40 @@ __all__ = ["Blob", "Manifest", "cache_name", "load_manifest", "record_requests",
 
 UPSTREAM_BASE = "https://openaipublic.blob.core.windows.net/"
 MANIFEST_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "manifest.json")
+
+
+class Blob:
+    """One file tiktoken downloads, identified by its canonical upstream URL."""
+
+    __slots__ = ("sha256", "size", "url")
+
+    def __init__(self, url: str, sha256: str, size: int) -> None:
+        self.url, self.sha256, self.size = url, sha256, size
+
+    def fields(self) -> tuple[str, str, int]:
+        return self.url, self.sha256, self.size
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Blob) and self.fields() == other.fields()
+
+    def __hash__(self) -> int:
+        return hash(self.fields())
+
+    def __repr__(self) -> str:
+        return f"Blob{self.fields()!r}"
+
+    @property
+    def file_name(self) -> str:
+        return self.url.rsplit("/", 1)[-1]
+
+    @property
+    def cache_name(self) -> str:
+        """The name tiktoken (and openai-harmony) cache this blob under."""
+        return cache_name(self.url)
+
+
+def cache_name(url: str) -> str:
+    return hashlib.sha1(url.encode()).hexdigest()
 
 
 class Manifest:

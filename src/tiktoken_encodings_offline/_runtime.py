@@ -1,137 +1,77 @@
-"""Serve the vendored files to tiktoken by wrapping ``tiktoken.load.read_file_cached``.
+"""What runs inside tiktoken: wrappers that serve the vendored files and their pre-parsed ranks.
 
-The wrapper answers from the vendored folder when the URL is one it carries and tiktoken's
-``expected_hash`` (when given) is the manifest's; every other request goes on as with plain
-tiktoken, except that nothing is ever written into the vendored folder.
+* ``read_file_cached`` answers from the vendored folder when the URL is one it carries and
+  tiktoken's ``expected_hash`` (when given) is the manifest's; every other request goes to
+  ``_fallback`` (plain tiktoken, never writing into the vendored folder, or the strict-mode error).
+* The fast path: ``load_tiktoken_bpe`` and ``data_gym_to_mergeable_bpe_ranks`` (and
+  ``tiktoken_ext.openai_public``'s by-name copies, while they are still tiktoken's) answer only a
+  call for the exact URL(s) this installation carries, with the manifest's ``expected_hash``, from
+  a table whose SHA-256 matches the record ``fastpath/derived.tsv``. Every other call, and any
+  failure, goes to tiktoken's own function; a tiktoken whose functions have other parameters keeps
+  them. The table format is described in buildtime/tiktoken_encodings_offline_build/fastpath.py.
 
-``Blob`` and ``Record`` (what a data folder's vendored.tsv lists) live here, not in
-``_manifest``: activation, inside tiktoken's first ``get_encoding``, then imports one module less.
+This module loads inside tiktoken's first ``get_encoding``, so it is one module, not two, and it
+defines functions only, working on the record's rows: every module and class costs import time there.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import hashlib
 import os
+import sys
 import threading
+from itertools import chain
 
-from . import FIX, RECORD_NAME, STRICT_ENV, _env_flag, _notice, inspect, installation, read_verified, where
+from . import (
+    FIX,
+    PACKAGE_DIR,
+    RECORD_LIMIT,
+    _env_flag,
+    _is_hex,
+    _notice,
+    damage_or_error,
+    read_record,
+    read_regular_file,
+    read_verified,
+)
 
 TYPE_CHECKING = False  # typing's aliases cost import time inside tiktoken's first get_encoding()
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
-    from typing import Callable
+    from typing import Any, Callable
+
+    from . import Row
 
     ReadFileCached = Callable[..., bytes]
+    Ranks = dict[bytes, int]
+    DerivedRow = tuple[tuple[str, ...], tuple[str, ...], str, str, int, str]
+    # A table: the SHA-256 of the blob(s) it was made from, its path, its SHA-256 and its size.
+    Table = tuple[tuple[str, ...], str, str, int]
+    RanksFor = Callable[[tuple[str, ...], tuple[Any, ...]], Ranks | None]
 
 _MARKER = "__tiktoken_encodings_offline__"
 _lock = threading.Lock()
-_only_vendored = threading.local()
-
-
-# Plain classes, not named tuples: building a named tuple class (it compiles source) costs more
-# than the rest of this module, which loads inside tiktoken's first get_encoding().
-
-
-class Blob:
-    """One file tiktoken downloads, identified by its canonical upstream URL."""
-
-    __slots__ = ("sha256", "size", "url")
-
-    def __init__(self, url: str, sha256: str, size: int) -> None:
-        self.url, self.sha256, self.size = url, sha256, size
-
-    def fields(self) -> tuple[str, str, int]:
-        return self.url, self.sha256, self.size
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Blob) and self.fields() == other.fields()
-
-    def __hash__(self) -> int:
-        return hash(self.fields())
-
-    def __repr__(self) -> str:
-        return f"Blob{self.fields()!r}"
-
-    @property
-    def file_name(self) -> str:
-        return self.url.rsplit("/", 1)[-1]
-
-    @property
-    def cache_name(self) -> str:
-        """The name tiktoken (and openai-harmony) cache this blob under."""
-        return cache_name(self.url)
-
-
-def cache_name(url: str) -> str:
-    return hashlib.sha1(url.encode()).hexdigest()
-
-
-class Record:
-    """What one data folder carries, read from its vendored.tsv."""
-
-    __slots__ = ("encodings",)
-
-    def __init__(self, encodings: Mapping[str, tuple[Blob, ...]]) -> None:
-        self.encodings = encodings  # each carried encoding and the blobs it reads
-
-    @property
-    def blobs(self) -> tuple[Blob, ...]:
-        """Every blob once, ordered by URL (then SHA-256 and size)."""
-        return tuple(sorted({blob for blobs in self.encodings.values() for blob in blobs}, key=Blob.fields))
-
-
-class EncodingNotVendoredError(RuntimeError):
-    """Strict mode: tiktoken asked for a file this installation does not carry."""
 
 
 def install(folder: str) -> None:
-    """Wrap tiktoken's reader so it serves ``folder``. Idempotent and thread-safe."""
+    """Wrap tiktoken's reader so it serves ``folder``, then its loaders (the fast path). Idempotent,
+    thread-safe, and it never raises for the fast path: at most one notice, and tiktoken's loaders."""
+    global _fastpath_state
     import tiktoken.load
 
     with _lock:
         if is_installed():
             return
-        record, problem, damaged = read_record(folder)
+        rows, problem, damaged = read_record(folder)
         if problem:
             _notice(problem)
-        unreadable_record = problem if problem and not damaged and not record.encodings else None
-        wrapped = _wrap(tiktoken.load.read_file_cached, folder, record, damaged, unreadable_record)
+        unreadable_record = problem if problem and not damaged and not rows else None
+        wrapped = _wrap(tiktoken.load.read_file_cached, folder, rows, damaged, unreadable_record)
         tiktoken.load.read_file_cached = wrapped
-        from ._fastpath import install as install_fastpath  # pre-parsed ranks; see docs/fastpath.md
-
-        install_fastpath(record)
-
-
-def read_record(folder: str) -> tuple[Record, str | None, dict[str, str]]:
-    """What ``folder`` can serve, what is wrong with it, and why each listed URL it cannot serve
-    is not served (URL -> a line naming the file and the fix). Never raises.
-
-    A damaged record, or one with a row whose file is not the SHA-1 of its URL, serves nothing;
-    an encoding with a file that is missing or of the wrong size is left out.
-    """
-    rows, problem, unusable = installation() if folder == where() else inspect(folder)
-    misnamed = misnamed_row(folder, rows)
-    encodings: dict[str, tuple[Blob, ...]] = {}
-    damaged: dict[str, str] = {}
-    for name, file, url, sha256, size in rows:
-        if misnamed:
-            damaged[url] = misnamed
-        elif file in unusable:
-            damaged[url] = f"{os.path.join(folder, file)} {unusable[file]}; {FIX}"
-        encodings[name] = (*encodings.get(name, ()), Blob(url, sha256, size))
-    usable = {name: blobs for name, blobs in encodings.items() if not any(b.url in damaged for b in blobs)}
-    return Record(usable), misnamed or problem, damaged
-
-
-def misnamed_row(folder: str, rows: list[tuple[str, str, str, str, int]]) -> str | None:
-    """The damage a row whose file is not the SHA-1 of its URL does to the whole record."""
-    for number, (_, file, url, _, _) in enumerate(rows, start=2):
-        if cache_name(url) != file:
-            path = os.path.join(folder, RECORD_NAME)
-            return f"{path} is damaged (line {number}: {file} is not the SHA-1 of {url}); {FIX}"
-    return None
+        try:
+            _fastpath_state = _install_fastpath(rows, FOLDER)
+        except Exception as error:
+            _fastpath_state = f"off: {type(error).__name__}: {error}"
+            _notice(f"fast path off, tiktoken parses its files itself ({type(error).__name__}: {error}); {FIX}")
 
 
 def is_installed() -> bool:
@@ -140,109 +80,231 @@ def is_installed() -> bool:
     return bool(getattr(getattr(tiktoken.load, "read_file_cached", None), _MARKER, False))
 
 
-@contextlib.contextmanager
-def serving_only_vendored() -> Iterator[None]:
-    """Within this block, on this thread, a file the folder does not serve is an error."""
-    _only_vendored.active = True
-    try:
-        yield
-    finally:
-        _only_vendored.active = False
-
-
-def _strict() -> bool:
-    if getattr(_only_vendored, "active", False):
-        return True
-    return _env_flag(STRICT_ENV)
-
-
 def _wrap(
-    original: ReadFileCached, folder: str, record: Record, damaged: dict[str, str], unreadable_record: str | None
+    original: ReadFileCached, folder: str, rows: list[Row], damaged: dict[str, str], unreadable_record: str | None
 ) -> ReadFileCached:
     """``damaged``: why each listed URL is not served; ``unreadable_record``: why nothing is."""
-    served = {blob.url: blob for blob in record.blobs}
+    served = {url: (os.path.join(folder, file), sha256, size) for _, file, url, sha256, size in rows}
+    carried = list(dict.fromkeys(row[0] for row in rows))
 
     @functools.wraps(original)
     def read_file_cached(blobpath: str, expected_hash: str | None = None) -> bytes:
         blob = served.get(blobpath)
-        if blob is not None and expected_hash in (None, blob.sha256):
-            data = read_verified(os.path.join(folder, blob.cache_name), blob.sha256, blob.size, FIX)
+        if blob is not None and expected_hash in (None, blob[1]):
+            path, sha256, size = blob
+            data = read_verified(path, sha256, size, FIX)
             if data is not None:
                 return data
-            damaged.setdefault(blobpath, f"{os.path.join(folder, blob.cache_name)} is damaged; {FIX}")
-        if _strict():
-            why = damaged.get(blobpath, unreadable_record)
-            if why:
-                raise EncodingNotVendoredError(f"strict mode ({STRICT_ENV}) forbids a download: {why}")
-            raise EncodingNotVendoredError(_not_vendored_message(blobpath, record))
-        if _same_folder(_cache_dir_in_effect(), folder):
-            return _read_via_default_cache(blobpath, expected_hash)
-        return original(blobpath, expected_hash)
+            damaged.setdefault(blobpath, f"{path} is damaged; {FIX}")
+        from ._fallback import read_unserved
+
+        why = damaged.get(blobpath, unreadable_record)
+        return read_unserved(original, blobpath, expected_hash, folder, why, carried)
 
     setattr(read_file_cached, _MARKER, True)
     return read_file_cached
 
 
-def _cache_dir_in_effect() -> str | None:
-    return os.environ.get("TIKTOKEN_CACHE_DIR", os.environ.get("DATA_GYM_CACHE_DIR"))
+# The fast path: pre-parsed ranks (docs/fastpath.md)
+
+OFF_ENV = "TIKTOKEN_ENCODINGS_OFFLINE_NO_FASTPATH"
+FOLDER = os.path.join(PACKAGE_DIR, "fastpath")
+DERIVED_NAME = "derived.tsv"
+RECORD_COLUMNS = ("source", "source_sha256", "file", "sha256", "size", "format")
+FORMAT_VERSION = 1
+MAGIC = b"TEOranks"
+HEADER_SIZE = 32  # the magic, then six uint32: version, separator, count, body size, exceptions, runs
+_FAST_MARKER = "__tiktoken_encodings_offline_fastpath__"
+
+# tiktoken's parameters, 0.7.0 to 0.14.0: (names, defaults) each version may have
+LOAD_BPE = "load_tiktoken_bpe"
+DATA_GYM = "data_gym_to_mergeable_bpe_ranks"
+SIGNATURES: dict[str, tuple[tuple[tuple[str, ...], tuple[Any, ...]], ...]] = {
+    LOAD_BPE: ((("tiktoken_bpe_file", "expected_hash"), (None,)),),
+    DATA_GYM: (
+        (("vocab_bpe_file", "encoder_json_file", "vocab_bpe_hash", "encoder_json_hash"), (None, None)),
+        (
+            ("vocab_bpe_file", "encoder_json_file", "vocab_bpe_hash", "encoder_json_hash", "clobber_one_byte_tokens"),
+            (None, None, False),
+        ),
+    ),
+}
+# the parameters naming each loader's source files, and those naming their expected SHA-256, in order
+SOURCE_PARAMETERS = {
+    LOAD_BPE: (("tiktoken_bpe_file",), ("expected_hash",)),
+    DATA_GYM: (("vocab_bpe_file", "encoder_json_file"), ("vocab_bpe_hash", "encoder_json_hash")),
+}
+
+_fastpath_state = "not installed: tiktoken has not been imported with this package active"
 
 
-def _same_folder(a: str | None, b: str) -> bool:
-    if not a:
-        return False
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return os.path.realpath(a) == os.path.realpath(b)
+def status() -> tuple[bool, str]:
+    """Whether tiktoken's loaders are the fast path's now, and what was installed or why not."""
+    import tiktoken.load
+
+    active = any(getattr(getattr(tiktoken.load, name, None), _FAST_MARKER, False) for name in SIGNATURES)
+    return active, _fastpath_state
 
 
-def _read_via_default_cache(blobpath: str, expected_hash: str | None) -> bytes:
-    """Plain tiktoken's read_file_cached as if TIKTOKEN_CACHE_DIR were unset.
+def _install_fastpath(rows: list[Row], folder: str) -> str:
+    import tiktoken.load
 
-    The cache variable points at the vendored folder (this package set it, or the user pointed
-    it there): tiktoken would write a download into the package, and delete a vendored file whose
-    hash it does not expect. A file we do not serve goes where plain tiktoken puts it by default.
+    if _env_flag(OFF_ENV):
+        return f"off: {OFF_ENV} is set"
+    by_source = read_tables(rows, folder)
+    if not by_source:
+        return f"off: no pre-parsed tables in {folder} (a zipped or older installation)"
+    ranks_for = _ranks_for(by_source, tiktoken.load, tiktoken.load.read_file_cached)
+    public = sys.modules.get("tiktoken_ext.openai_public")
+    done, skipped = [], []
+    for name in SIGNATURES:
+        original = getattr(tiktoken.load, name, None)
+        names = _parameters(original)
+        if original is None or names is None:
+            skipped.append(f"{name} ({'missing' if original is None else 'other parameters'})")
+            continue
+        fast = _fast_loader(original, names, ranks_for)
+        setattr(tiktoken.load, name, fast)
+        if public is not None and getattr(public, name, None) is original:
+            setattr(public, name, fast)
+        done.append(name)
+    files = sorted({url.rsplit("/", 1)[-1] for source in by_source for url in source})
+    state = f"on for {', '.join(files)} via {', '.join(done)}" if done else "off"
+    return state + (f"; tiktoken's own {', '.join(skipped)} kept" if skipped else "")
+
+
+def tiktokens_own(loader: Any) -> Any:
+    """tiktoken's own function behind the fast path's ``loader``; any other ``loader`` itself."""
+    return loader.__wrapped__ if getattr(loader, _FAST_MARKER, False) else loader
+
+
+def _parameters(function: object) -> tuple[str, ...] | None:
+    """The parameter names of a tiktoken loader whose signature is one we know, else None."""
+    code = getattr(function, "__code__", None)
+    if code is None or code.co_kwonlyargcount or code.co_flags & 0x0C:  # *args, **kwargs
+        return None
+    names = tuple(code.co_varnames[: code.co_argcount])
+    known = SIGNATURES.get(getattr(function, "__name__", ""), ())
+    return names if (names, getattr(function, "__defaults__", None)) in known else None
+
+
+def read_tables(rows: list[Row], folder: str) -> dict[tuple[str, ...], Table]:
+    """The tables of ``derived.tsv`` whose sources are blobs the record's ``rows`` carry, by source URLs.
+
+    No record: {}. A record that is not exactly this version's is an error.
     """
-    import tempfile
-
-    from tiktoken.load import check_hash, read_file
-
-    cache_dir = os.path.join(tempfile.gettempdir(), "data-gym-cache")
-    cache_path = os.path.join(cache_dir, hashlib.sha1(blobpath.encode()).hexdigest())
-    if os.path.exists(cache_path):
-        with open(cache_path, "rb", buffering=0) as f:
-            data = f.read()
-        if expected_hash is None or check_hash(data, expected_hash):
-            return data
-        with contextlib.suppress(OSError):
-            os.remove(cache_path)
-
-    contents = read_file(blobpath)
-    if expected_hash and not check_hash(contents, expected_hash):
-        raise ValueError(
-            f"Hash mismatch for data downloaded from {blobpath} (expected {expected_hash}). "
-            f"This may indicate a corrupted download. Please try again."
-        )
-    with contextlib.suppress(OSError):  # tiktoken ignores a default cache it cannot write
-        os.makedirs(cache_dir, exist_ok=True)
-        tmp = f"{cache_path}.{os.getpid()}.{threading.get_ident()}.tmp"
-        with open(tmp, "wb") as f:
-            f.write(contents)
-        os.replace(tmp, cache_path)
-    return contents
+    carried = {url: sha256 for _, _, url, sha256, _ in rows}
+    tables = {}
+    for source, shas, path, sha256, size, version in read_derived(folder) or ():
+        if version == str(FORMAT_VERSION) and all(carried.get(url) == sha for url, sha in zip(source, shas)):
+            tables[source] = (shas, path, sha256, size)
+    return tables
 
 
-def _not_vendored_message(blobpath: str, record: Record) -> str:
-    from ._manifest import load_manifest
-
+def read_derived(folder: str = FOLDER) -> list[DerivedRow] | None:
+    """The rows of ``folder``'s derived.tsv: (source URLs, their SHA-256, the table's path, its
+    SHA-256, its size, its format). None when there is no such file; ValueError (naming the file)
+    when it is not exactly a record of this version. Each SHA-256 is 64 hex digits, and the table's
+    path is ``<its SHA-256>.ranks``: no row names a file outside ``folder``."""
+    path = os.path.join(folder, DERIVED_NAME)
     try:
-        needing = load_manifest().encodings_needing(blobpath)
-    except (OSError, ValueError):
-        needing = []
-    what = f"encoding {' / '.join(needing)}" if needing else "an encoding this package does not know"
-    return (
-        f"{what} needs {blobpath}, which this installation of tiktoken-encodings-offline does not "
-        f"serve (it carries: {', '.join(record.encodings) or 'nothing'}), and strict mode "
-        f"({STRICT_ENV}) forbids downloading it. Fix: install the full wheel (or one built with "
-        f"that encoding), or unset {STRICT_ENV} to let tiktoken download it."
-    )
+        raw = read_regular_file(path, RECORD_LIMIT)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as error:
+        raise ValueError(damage_or_error(path, error)) from None
+    try:
+        header, *lines = raw.decode("utf-8").split("\n")
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not UTF-8 text") from None
+    if tuple(header.split("\t")) != RECORD_COLUMNS or lines[-1:] != [""]:
+        raise ValueError(f"{path} is not a record of this version")
+    rows = []
+    for line in lines[:-1]:
+        fields = line.split("\t")
+        if len(fields) != len(RECORD_COLUMNS) or fields[2] != f"{fields[3]}.ranks" or not fields[4].isdigit():
+            raise ValueError(f"{path}: invalid row {line!r}")
+        source, shas = tuple(fields[0].split(" ")), tuple(fields[1].split(" "))
+        hashes_valid = _is_hex(fields[3], 64) and all(_is_hex(sha, 64) for sha in shas)
+        if len(source) != len(shas) or not fields[4].isascii() or not hashes_valid:
+            raise ValueError(f"{path}: invalid row {line!r}")
+        rows.append((source, shas, os.path.join(folder, fields[2]), fields[3], int(fields[4]), fields[5]))
+    return rows
+
+
+def _bind(names: tuple[str, ...], args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any] | None:
+    """The arguments of a call by parameter name; None when the call is not a plain one."""
+    if len(args) > len(names) or not set(kwargs) <= set(names[len(args) :]):
+        return None
+    return {**dict(zip(names, args)), **kwargs}
+
+
+def _ranks_for(by_source: dict[tuple[str, ...], Table], load: Any, reader: Callable[..., bytes]) -> RanksFor:
+    def ranks_for(source: tuple[str, ...], hashes: tuple[Any, ...]) -> Ranks | None:
+        table = by_source.get(source)
+        # someone who replaced read_file_cached (a test double, a recorder) wants it called
+        if table is None or hashes != table[0] or load.read_file_cached is not reader:
+            return None
+        for url, sha256 in zip(source, hashes):
+            # What tiktoken's loader reads first, through the same checks: a damaged blob gives the
+            # same notice, strict-mode error or fall-back; bytes that come back have the table's source hash.
+            reader(url, sha256)
+        return load_table(table)
+
+    return ranks_for
+
+
+def _fast_loader(original: Callable[..., Ranks], names: tuple[str, ...], ranks_for: RanksFor) -> Any:
+    files, hashes = SOURCE_PARAMETERS[original.__name__]
+
+    @functools.wraps(original)
+    def fast_loader(*args: Any, **kwargs: Any) -> Ranks:
+        call = _bind(names, args, kwargs)
+        plain = call is not None and call.get("clobber_one_byte_tokens", False) is False
+        if call is not None and plain and set(files) <= set(call):
+            ranks = ranks_for(tuple(call[f] for f in files), tuple(call.get(h) for h in hashes))
+            if ranks is not None:
+                return ranks
+        return original(*args, **kwargs)
+
+    setattr(fast_loader, _FAST_MARKER, True)
+    return fast_loader
+
+
+def load_table(table: Table) -> Ranks | None:
+    """A fresh dict from a verified table; None (and one notice) when it is missing or damaged."""
+    _, path, sha256, size = table
+    data = read_verified(path, sha256, size, FIX)
+    if data is None:
+        return None
+    try:
+        return decode_table(data)
+    except (ValueError, IndexError) as error:
+        _notice(f"{path} cannot be read ({error}); {FIX}")
+        return None
+
+
+def decode_table(data: bytes) -> Ranks:
+    """The dict a version-1 table holds, in its key order (see the build's fastpath.py)."""
+    version, separator, count, body_size, exceptions, runs = _uint32s(data, len(MAGIC), 6)
+    if data[: len(MAGIC)] != MAGIC or version != FORMAT_VERSION or separator > 255:
+        raise ValueError("not a version-1 ranks table")
+    offset = HEADER_SIZE + body_size
+    tokens = data[HEADER_SIZE:offset].split(bytes([separator])) if count else []
+    for _ in range(exceptions):
+        index, size = _uint32s(data, offset, 2)
+        tokens[index] = data[offset + 8 : offset + 8 + size]
+        offset += 8 + size
+    pairs = tuple(_uint32s(data, offset, 2 * runs))
+    if len(tokens) != count or sum(pairs[1::2]) != count or offset + 8 * runs != len(data):
+        raise ValueError(f"its {len(tokens)} tokens, {sum(pairs[1::2])} ranks and header ({count}) disagree")
+    runs_of_ranks = (range(first, first + size) for first, size in zip(pairs[::2], pairs[1::2]))
+    return dict(zip(tokens, range(count) if pairs == (0, count) else chain.from_iterable(runs_of_ranks)))
+
+
+def _uint32s(data: bytes, offset: int, count: int) -> list[int]:
+    """``count`` little-endian uint32 from ``offset`` (an explicit byte order: right on a big-endian host too)."""
+    end = offset + 4 * count
+    if end > len(data):
+        raise ValueError(f"it ends at byte {len(data)}, before byte {end}")
+    return [int.from_bytes(data[start : start + 4], "little") for start in range(offset, end, 4)]

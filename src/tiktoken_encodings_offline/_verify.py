@@ -8,9 +8,8 @@ import sys
 from dataclasses import dataclass, field, replace
 from importlib.metadata import version
 
-from . import FIX, inspect, read_regular_file
+from . import FIX, inspect, misnamed_row, read_regular_file
 from ._manifest import sha256_file
-from ._runtime import misnamed_row
 
 TIKTOKEN_MISSING = (
     "tiktoken is not installed (pip install --no-deps skips it, and this package needs it); fix: pip install tiktoken"
@@ -99,12 +98,12 @@ def check_tables(folder: str, compare: bool = False) -> tuple[tuple[TableCheck, 
     derived.tsv against ``folder``'s record, vendored.tsv, as the runtime requires. No such folder
     (a zipped installation): nothing to check. An intact table must decode; with ``compare`` (it
     needs tiktoken; under a second for all tables), to what tiktoken's own loader parses."""
-    from ._fastpath import FORMAT_VERSION, RECORD_NAME, decode_table, read_derived
+    from ._runtime import DERIVED_NAME, FORMAT_VERSION, decode_table, read_derived
 
     tables_folder = os.path.join(os.path.dirname(folder), "fastpath")
     if not os.path.isdir(tables_folder):
         return (), None
-    record_path = os.path.join(tables_folder, RECORD_NAME)
+    record_path = os.path.join(tables_folder, DERIVED_NAME)
     try:
         rows = read_derived(tables_folder)
     except (OSError, ValueError) as error:  # a file that is not UTF-8 is a ValueError too
@@ -149,8 +148,8 @@ def _differs_from_tiktoken(
     reported with the files."""
     import tiktoken.load
 
-    from ._fastpath import DATA_GYM, LOAD_BPE, tiktokens_own
-    from ._runtime import install, serving_only_vendored
+    from ._fallback import serving_only_vendored
+    from ._runtime import DATA_GYM, LOAD_BPE, install, tiktokens_own
 
     install(folder)  # tiktoken's reader serves the vendored blobs, and nothing else below
     own = tiktokens_own(getattr(tiktoken.load, LOAD_BPE if len(source) == 1 else DATA_GYM))
@@ -224,7 +223,8 @@ def _load(name: str, folder: str) -> EncodingCheck:
     import tiktoken.load
     import tiktoken.registry
 
-    from ._runtime import install, serving_only_vendored
+    from ._fallback import serving_only_vendored
+    from ._runtime import install
 
     install(folder)
     tiktoken.registry.list_encoding_names()  # loads the plugins
