@@ -293,6 +293,19 @@ def test_slim_wheel_strict_mode_fails_at_once_naming_the_encoding(slim_venv: Pat
     assert "(it carries: cl100k_base)" in result.stderr
 
 
+def test_the_strict_mode_error_is_caught_by_its_public_name(slim_venv: Path) -> None:
+    code = (
+        "import pickle, tiktoken, tiktoken_encodings_offline as t\n"
+        "try:\n"
+        "    tiktoken.get_encoding('o200k_base')\n"
+        "except t.EncodingNotVendoredError as error:\n"
+        "    again = pickle.loads(pickle.dumps(error))\n"
+        "    print(type(again) is t.EncodingNotVendoredError, type(error).__module__, 'o200k_base' in str(error))"
+    )
+    env = clean_env(TIKTOKEN_ENCODINGS_OFFLINE_STRICT="1")
+    assert python_offline(slim_venv, code, env).stdout.split() == ["True", "tiktoken_encodings_offline", "True"]
+
+
 def test_slim_wheel_download_goes_where_plain_tiktoken_puts_it(
     slim_venv: Path, files_dir: Path, tmp_path: Path
 ) -> None:
@@ -310,6 +323,29 @@ def test_slim_wheel_download_goes_where_plain_tiktoken_puts_it(
     assert out.startswith("[24912, 2375] ")
     assert eval(out.split(" ", 2)[2]) == sorted([*expected_blobs(["cl100k_base"]), "vendored.tsv"])
     assert [p.name for p in (tmp_path / "data-gym-cache").iterdir()] == [blob.cache_name]
+
+
+def test_a_download_is_never_written_through_a_link_planted_in_the_shared_temp_folder(
+    slim_venv: Path, files_dir: Path, tmp_path: Path
+) -> None:
+    # The temporary name is random; here os.urandom is made predictable so a link can wait there.
+    blob = MANIFEST.blobs_for(["o200k_base"])[0]
+    cache = tmp_path / "data-gym-cache"
+    cache.mkdir()
+    victim = tmp_path / "victim"
+    (cache / f"{blob.cache_name}.{'00' * 8}.tmp").symlink_to(victim)
+    code = (
+        "import os, tiktoken.load\n"
+        f"root = {str(files_dir)!r}\n"
+        "tiktoken.load.read_file = lambda url: open(root + '/' + url.split('.net/', 1)[1], 'rb').read()\n"
+        "os.urandom = lambda n: bytes(n)\n"
+        "import tiktoken\n"
+        "print(tiktoken.get_encoding('o200k_base').encode('hello world'))"
+    )
+    out = python_offline(slim_venv, code, clean_env(TMPDIR=str(tmp_path))).stdout.strip()
+    assert out == "[24912, 2375]"  # the download serves; it is only not kept
+    assert not victim.exists()
+    assert sorted(p.name for p in cache.iterdir()) == [f"{blob.cache_name}.{'00' * 8}.tmp"]
 
 
 def test_activation_is_idempotent_and_thread_safe(runtime_venv: Path) -> None:

@@ -106,11 +106,24 @@ def _read_via_default_cache(blobpath: str, expected_hash: str | None) -> bytes:
         )
     with contextlib.suppress(OSError):  # tiktoken ignores a default cache it cannot write
         os.makedirs(cache_dir, exist_ok=True)
-        tmp = f"{cache_path}.{os.getpid()}.{threading.get_ident()}.tmp"
-        with open(tmp, "wb") as f:
-            f.write(contents)
-        os.replace(tmp, cache_path)
+        _write_and_rename(contents, cache_path)
     return contents
+
+
+def _write_and_rename(contents: bytes, path: str) -> None:
+    """Write a new file of a random name beside ``path`` (never through a planted link), then
+    rename it into place: the default cache is in the shared temporary folder."""
+    tmp = f"{path}.{os.urandom(8).hex()}.tmp"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    descriptor = os.open(tmp, flags, 0o644)
+    try:
+        with os.fdopen(descriptor, "wb") as f:
+            f.write(contents)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
 
 
 def _not_vendored_message(blobpath: str, carried: list[str]) -> str:
