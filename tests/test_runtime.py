@@ -7,6 +7,7 @@ namespace with no network at all, and compares token ids with plain tiktoken's o
 from __future__ import annotations
 
 import json
+import os
 import sys
 import zipfile
 from pathlib import Path
@@ -291,6 +292,69 @@ def test_slim_wheel_strict_mode_fails_at_once_naming_the_encoding(slim_venv: Pat
     result = python_offline(slim_venv, "import tiktoken; tiktoken.get_encoding('o200k_harmony')", env, check=False)
     assert "EncodingNotVendoredError: encoding o200k_base / o200k_harmony needs" in result.stderr
     assert "(it carries: cl100k_base)" in result.stderr
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+def test_a_fifo_or_folder_planted_as_a_cached_file_is_not_waited_on(
+    kind: str, slim_venv: Path, files_dir: Path, tmp_path: Path
+) -> None:
+    blob = MANIFEST.blobs_for(["o200k_base"])[0]
+    cache = tmp_path / "data-gym-cache"
+    cache.mkdir()
+    planted = cache / blob.cache_name
+    if kind == "fifo":
+        os.mkfifo(planted)
+    else:
+        planted.mkdir()
+    code = (
+        "import tiktoken.load\n"
+        f"root = {str(files_dir)!r}\n"
+        "tiktoken.load.read_file = lambda url: open(root + '/' + url.split('.net/', 1)[1], 'rb').read()\n"
+        "import tiktoken\n"
+        "print(tiktoken.get_encoding('o200k_base').encode('hello world'))"
+    )
+    result = run(offline([slim_venv, "-c", code]), env=clean_env(TMPDIR=str(tmp_path)), timeout=60)
+    assert result.stdout.strip() == "[24912, 2375]" and "Traceback" not in result.stderr
+
+
+def test_a_download_that_does_not_fit_in_the_temp_folder_serves_and_leaves_nothing(
+    slim_venv: Path, files_dir: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "data-gym-cache"  # a 100 KiB disk: o200k_base (3.6 MB) cannot be kept there
+    cache.mkdir()
+    code = (
+        "import tiktoken.load\n"
+        f"root = {str(files_dir)!r}\n"
+        "tiktoken.load.read_file = lambda url: open(root + '/' + url.split('.net/', 1)[1], 'rb').read()\n"
+        "import tiktoken\n"
+        "print(tiktoken.get_encoding('o200k_base').encode('hello world'))"
+    )
+    # The listing runs in the same mount namespace, after the process: what the run left on that disk.
+    script = f'mount -t tmpfs -o size=100k tmpfs "{cache}" && "$@" && echo LEFT: && ls -A "{cache}"'
+    cmd = ["unshare", "--mount", "sh", "-c", script, "full", *offline([slim_venv, "-c", code])]
+    result = run(cmd, env=clean_env(TMPDIR=str(tmp_path)))
+    served, left = result.stdout.split("LEFT:")
+    assert served.strip() == "[24912, 2375]" and "Traceback" not in result.stderr
+    assert left.split() == []
+
+
+def test_a_package_removed_under_a_running_process_says_so_for_a_request_it_does_not_serve(
+    full_wheel: Path, tmp_path: Path
+) -> None:
+    target = tmp_path / "target"
+    run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(full_wheel)])
+    package = target / "tiktoken_encodings_offline"
+    code = (
+        "import shutil, tiktoken, tiktoken.load, tiktoken_encodings_offline\n"
+        f"shutil.rmtree({str(package)!r})  # as pip uninstall or an upgrade would\n"
+        "try:\n"
+        "    tiktoken.load.read_file_cached('https://example.invalid/other.tiktoken')\n"
+        "except RuntimeError as error:\n"
+        "    print(error)"
+    )
+    out = python_offline(sys.executable, code, clean_env(PYTHONPATH=str(target))).stdout
+    assert "cannot answer https://example.invalid/other.tiktoken" in out
+    assert "removed or upgraded while this process ran: restart it" in out
 
 
 def test_the_strict_mode_error_is_caught_by_its_public_name(slim_venv: Path) -> None:

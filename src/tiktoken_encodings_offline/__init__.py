@@ -186,13 +186,18 @@ def encodings() -> list[str]:
     return list(dict.fromkeys(row[0] for row in installation()[0]))
 
 
-def __getattr__(name: str) -> type[EncodingNotVendoredError]:
-    # Defined where it is raised, in a module a load served from the wheel never imports.
-    if name == "EncodingNotVendoredError":
-        from ._fallback import EncodingNotVendoredError
+if not TYPE_CHECKING:  # to a type checker the name is the import above: a typo stays an error
 
-        return EncodingNotVendoredError
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    def __getattr__(name: str) -> type:
+        # Defined where it is raised, in a module a load served from the wheel never imports.
+        if name == "EncodingNotVendoredError":
+            from ._fallback import EncodingNotVendoredError
+
+            return EncodingNotVendoredError
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+    def __dir__() -> list[str]:
+        return [*globals(), "EncodingNotVendoredError"]
 
 
 def verify(load: bool = True) -> VerifyResult:

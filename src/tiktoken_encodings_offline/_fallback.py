@@ -13,7 +13,7 @@ import hashlib
 import os
 import threading
 
-from . import STRICT_ENV, _env_flag
+from . import STRICT_ENV, _env_flag, read_regular_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from typing import Callable
 
 _only_vendored = threading.local()
+CACHED_FILE_LIMIT = 1 << 28  # bytes read at most from tiktoken's default cache: its files are a few MB
 
 
 class EncodingNotVendoredError(RuntimeError):
@@ -90,13 +91,13 @@ def _read_via_default_cache(blobpath: str, expected_hash: str | None) -> bytes:
 
     cache_dir = os.path.join(tempfile.gettempdir(), "data-gym-cache")
     cache_path = os.path.join(cache_dir, hashlib.sha1(blobpath.encode()).hexdigest())
-    if os.path.exists(cache_path):
-        with open(cache_path, "rb", buffering=0) as f:
-            data = f.read()
-        if expected_hash is None or check_hash(data, expected_hash):
+    try:  # a FIFO or a folder planted in the shared temporary folder is not waited on, not read
+        data = read_regular_file(cache_path, CACHED_FILE_LIMIT + 1)
+        if len(data) <= CACHED_FILE_LIMIT and (expected_hash is None or check_hash(data, expected_hash)):
             return data
-        with contextlib.suppress(OSError):
-            os.remove(cache_path)
+        os.remove(cache_path)
+    except OSError:
+        pass
 
     contents = read_file(blobpath)
     if expected_hash and not check_hash(contents, expected_hash):
@@ -111,11 +112,10 @@ def _read_via_default_cache(blobpath: str, expected_hash: str | None) -> bytes:
 
 
 def _write_and_rename(contents: bytes, path: str) -> None:
-    """Write a new file of a random name beside ``path`` (never through a planted link), then
-    rename it into place: the default cache is in the shared temporary folder."""
+    """Write a new file of a random name beside ``path``, then rename it into place: the default
+    cache is in the shared temporary folder. O_EXCL fails on any path that exists, a planted link too."""
     tmp = f"{path}.{os.urandom(8).hex()}.tmp"
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
-    descriptor = os.open(tmp, flags, 0o644)
+    descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(descriptor, "wb") as f:
             f.write(contents)

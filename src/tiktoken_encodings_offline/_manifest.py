@@ -2,7 +2,7 @@
 
 The run-time side only: the build has its own model in ``buildtime/`` (it writes the record),
 the runtime reads the record without trusting it (``tiktoken_encodings_offline.read_rows`` and
-``_runtime.read_record``). Both read the one manifest, ``manifest.json``. Activation does not
+``read_record``). Both read the one manifest, ``manifest.json``. Activation does not
 import this module: it works on the record's rows.
 """
 

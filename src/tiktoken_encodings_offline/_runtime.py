@@ -1,17 +1,13 @@
 """What runs inside tiktoken: wrappers that serve the vendored files and their pre-parsed ranks.
 
-* ``read_file_cached`` answers from the vendored folder when the URL is one it carries and
-  tiktoken's ``expected_hash`` (when given) is the manifest's; every other request goes to
-  ``_fallback`` (plain tiktoken, never writing into the vendored folder, or the strict-mode error).
+* ``read_file_cached`` answers from the vendored folder for a URL it carries, when tiktoken's
+  ``expected_hash`` (if given) is the manifest's; any other request goes to ``_fallback``.
 * The fast path: ``load_tiktoken_bpe`` and ``data_gym_to_mergeable_bpe_ranks`` (and
-  ``tiktoken_ext.openai_public``'s by-name copies, while they are still tiktoken's) answer only a
-  call for the exact URL(s) this installation carries, with the manifest's ``expected_hash``, from
-  a table whose SHA-256 matches the record ``fastpath/derived.tsv``. Every other call, and any
-  failure, goes to tiktoken's own function; a tiktoken whose functions have other parameters keeps
-  them. The table format is described in buildtime/tiktoken_encodings_offline_build/fastpath.py.
+  ``tiktoken_ext.openai_public``'s copies, while they are tiktoken's) answer only a plain call for
+  the URL(s) carried, with the manifest's hashes, from a table whose SHA-256 ``fastpath/derived.tsv``
+  records (format: buildtime/tiktoken_encodings_offline_build/fastpath.py); all else is tiktoken's.
 
-This module loads inside tiktoken's first ``get_encoding``, so it is one module, not two, and it
-defines functions only, working on the record's rows: every module and class costs import time there.
+This loads inside tiktoken's first ``get_encoding``: one module, functions only (docs/fastpath.md).
 """
 
 from __future__ import annotations
@@ -96,8 +92,13 @@ def _wrap(
             if data is not None:
                 return data
             damaged.setdefault(blobpath, f"{path} is damaged; {FIX}")
-        from ._fallback import read_unserved
-
+        try:
+            from ._fallback import read_unserved
+        except ImportError as error:  # it is not imported until now: the package went away meanwhile
+            raise RuntimeError(
+                f"tiktoken-encodings-offline cannot answer {blobpath}: {error}; the package was removed or "
+                "upgraded while this process ran: restart it"
+            ) from None
         why = damaged.get(blobpath, unreadable_record)
         return read_unserved(original, blobpath, expected_hash, folder, why, carried)
 
