@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import clean_env, make_venv, offline, run
+from conftest import build_env
+from helpers import build_wheel, clean_env, make_venv, offline, run
 
 PROBE = Path(__file__).with_name("probe_encodings.py")
 
@@ -51,3 +52,17 @@ def test_zipped_wheel_serves_every_encoding_offline_with_no_import(
     assert served["encodings"] == reference["encodings"]
     assert served["models"] == reference["models"]
     assert list(empty_tmp.iterdir()) == [], "tiktoken wrote a cache: the files came from somewhere else"
+
+
+def test_a_zipped_slim_wheel_in_strict_mode_names_the_encoding_it_does_not_carry(
+    files_dir: Path, tmp_path: Path
+) -> None:
+    # The message reads the manifest out of the zip (through the module's loader), not from a path.
+    wheel, _ = build_wheel(tmp_path / "dist", build_env(files_dir, TIKTOKEN_ENCODINGS_OFFLINE_ENCODINGS="cl100k_base"))
+    assert wheel is not None
+    env = clean_env(PYTHONPATH=str(wheel), TIKTOKEN_ENCODINGS_OFFLINE_STRICT="1")
+    code = "import tiktoken; tiktoken.get_encoding('o200k_harmony')"
+    result = run(offline([sys.executable, "-c", code]), env=env, check=False)
+    assert result.returncode == 1
+    assert "EncodingNotVendoredError: encoding o200k_base / o200k_harmony needs" in result.stderr
+    assert "(it carries: cl100k_base)" in result.stderr

@@ -36,11 +36,12 @@ EncodingNotVendoredError.__module__ = "tiktoken_encodings_offline"
 @contextlib.contextmanager
 def serving_only_vendored() -> Iterator[None]:
     """Within this block, on this thread, a file the folder does not serve is an error."""
+    outer = getattr(_only_vendored, "active", False)
     _only_vendored.active = True
     try:
         yield
     finally:
-        _only_vendored.active = False
+        _only_vendored.active = outer
 
 
 def read_unserved(

@@ -90,8 +90,11 @@ def parse_manifest(document: Mapping[str, Any]) -> Manifest:
 def load_manifest(path: str = MANIFEST_PATH) -> Manifest:
     import json  # not at the top: activation reads only the record
 
-    with open(path, encoding="utf-8") as f:
-        return parse_manifest(json.load(f))
+    read = getattr(__spec__.loader, "get_data", None)  # a zip's loader reads the file out of the zip
+    if read is None:
+        with open(path, "rb") as f:
+            return parse_manifest(json.loads(f.read()))
+    return parse_manifest(json.loads(read(path)))
 
 
 def sha256_file(path: str, limit: int) -> str:
