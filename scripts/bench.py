@@ -283,7 +283,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--files", type=Path, default=ROOT.parent / "shared" / "encodings-mirror")
     parser.add_argument("--json", type=Path, help="also write the results here")
-    parser.add_argument("--repeat", type=int, default=25, help="runs per timing (best of N, N >= 15)")
+    parser.add_argument("--repeat", type=int, default=40, help="runs per timing (best of N, N >= 15)")
     args = parser.parse_args()
     if not (args.files / "SHA256SUMS").is_file():
         parser.error(f"no encoding files at {args.files} (pass --files)")
