@@ -306,13 +306,7 @@ def test_a_fifo_or_folder_planted_as_a_cached_file_is_not_waited_on(
         os.mkfifo(planted)
     else:
         planted.mkdir()
-    code = (
-        "import tiktoken.load\n"
-        f"root = {str(files_dir)!r}\n"
-        "tiktoken.load.read_file = lambda url: open(root + '/' + url.split('.net/', 1)[1], 'rb').read()\n"
-        "import tiktoken\n"
-        "print(tiktoken.get_encoding('o200k_base').encode('hello world'))"
-    )
+    code = connected(files_dir) + "import tiktoken\nprint(tiktoken.get_encoding('o200k_base').encode('hello world'))"
     result = run(offline([slim_venv, "-c", code]), env=clean_env(TMPDIR=str(tmp_path)), timeout=60)
     assert result.stdout.strip() == "[24912, 2375]" and "Traceback" not in result.stderr
 
@@ -322,13 +316,7 @@ def test_a_download_that_does_not_fit_in_the_temp_folder_serves_and_leaves_nothi
 ) -> None:
     cache = tmp_path / "data-gym-cache"  # a 100 KiB disk: o200k_base (3.6 MB) cannot be kept there
     cache.mkdir()
-    code = (
-        "import tiktoken.load\n"
-        f"root = {str(files_dir)!r}\n"
-        "tiktoken.load.read_file = lambda url: open(root + '/' + url.split('.net/', 1)[1], 'rb').read()\n"
-        "import tiktoken\n"
-        "print(tiktoken.get_encoding('o200k_base').encode('hello world'))"
-    )
+    code = connected(files_dir) + "import tiktoken\nprint(tiktoken.get_encoding('o200k_base').encode('hello world'))"
     # The listing runs in the same mount namespace, after the process: what the run left on that disk.
     script = f'mount -t tmpfs -o size=100k tmpfs "{cache}" && "$@" && echo LEFT: && ls -A "{cache}"'
     cmd = ["unshare", "--mount", "sh", "-c", script, "full", *offline([slim_venv, "-c", code])]
@@ -370,15 +358,20 @@ def test_the_strict_mode_error_is_caught_by_its_public_name(slim_venv: Path) -> 
     assert python_offline(slim_venv, code, env).stdout.split() == ["True", "tiktoken_encodings_offline", "True"]
 
 
-def test_slim_wheel_download_goes_where_plain_tiktoken_puts_it(
-    slim_venv: Path, files_dir: Path, tmp_path: Path
-) -> None:
-    # As if connected: tiktoken's download function hands back the real bytes.
-    blob = MANIFEST.blobs_for(["o200k_base"])[0]
-    code = (
+def connected(files_dir: Path) -> str:
+    """Code that makes tiktoken's download function hand back the real bytes, as if connected."""
+    return (
         "import tiktoken.load\n"
         f"root = {str(files_dir)!r}\n"
         "tiktoken.load.read_file = lambda url: open(root + '/' + url.split('.net/', 1)[1], 'rb').read()\n"
+    )
+
+
+def test_slim_wheel_download_goes_where_plain_tiktoken_puts_it(
+    slim_venv: Path, files_dir: Path, tmp_path: Path
+) -> None:
+    blob = MANIFEST.blobs_for(["o200k_base"])[0]
+    code = connected(files_dir) + (
         "import tiktoken, tiktoken_encodings_offline as t, os\n"
         "print(tiktoken.get_encoding('o200k_base').encode('hello world'), sorted(os.listdir(t.where())))"
     )
@@ -398,12 +391,9 @@ def test_a_download_is_never_written_through_a_link_planted_in_the_shared_temp_f
     cache.mkdir()
     victim = tmp_path / "victim"
     (cache / f"{blob.cache_name}.{'00' * 8}.tmp").symlink_to(victim)
-    code = (
-        "import os, tiktoken.load\n"
-        f"root = {str(files_dir)!r}\n"
-        "tiktoken.load.read_file = lambda url: open(root + '/' + url.split('.net/', 1)[1], 'rb').read()\n"
+    code = connected(files_dir) + (
+        "import os, tiktoken\n"
         "os.urandom = lambda n: bytes(n)\n"
-        "import tiktoken\n"
         "print(tiktoken.get_encoding('o200k_base').encode('hello world'))"
     )
     out = python_offline(slim_venv, code, clean_env(TMPDIR=str(tmp_path))).stdout.strip()

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import dataclass
 
-from . import read_regular_file
+from . import PACKAGE_DIR, read_regular_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -21,28 +22,16 @@ if TYPE_CHECKING:
 __all__ = ["Blob", "Manifest", "cache_name", "load_manifest", "record_requests", "sha256_file"]
 
 UPSTREAM_BASE = "https://openaipublic.blob.core.windows.net/"
-MANIFEST_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "manifest.json")
+MANIFEST_PATH = os.path.join(PACKAGE_DIR, "manifest.json")
 
 
+@dataclass(frozen=True)
 class Blob:
     """One file tiktoken downloads, identified by its canonical upstream URL."""
 
-    __slots__ = ("sha256", "size", "url")
-
-    def __init__(self, url: str, sha256: str, size: int) -> None:
-        self.url, self.sha256, self.size = url, sha256, size
-
-    def fields(self) -> tuple[str, str, int]:
-        return self.url, self.sha256, self.size
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Blob) and self.fields() == other.fields()
-
-    def __hash__(self) -> int:
-        return hash(self.fields())
-
-    def __repr__(self) -> str:
-        return f"Blob{self.fields()!r}"
+    url: str
+    sha256: str
+    size: int
 
     @property
     def file_name(self) -> str:

@@ -8,7 +8,7 @@ import sys
 from dataclasses import dataclass, field, replace
 from importlib.metadata import version
 
-from . import FIX, inspect, misnamed_row, read_regular_file
+from . import FIX, PACKAGE_DIR, inspect, misnamed_row, read_regular_file
 from ._manifest import sha256_file
 
 TIKTOKEN_MISSING = (
@@ -179,7 +179,7 @@ def startup_hook_problem() -> str | None:
     from importlib import import_module
     from importlib.machinery import PathFinder
 
-    site_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    site_dir = os.path.dirname(PACKAGE_DIR)
     line = os.path.join(site_dir, START_LINE)
     if not os.path.isfile(line):
         return None
