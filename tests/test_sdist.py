@@ -1,15 +1,17 @@
 """Issue 22: the published sdist, fetched from an index and built on a host that can fetch the files.
 
-A user with only the sdist (from PyPI or a private index) runs ``pip download --no-binary :all:``
+A user with only the sdist (from a private index) runs ``pip download --no-binary :all:``
 then ``pip wheel`` on a connected host. Here pypiserver on loopback holds the sdist and nothing
 else, a loopback mirror stands in for the upstream host, and both run with the pip commands in a
-network namespace that has loopback only. The wheel must be the checkout's, byte for byte.
+network namespace that has loopback only; the two build lines are the README's, run as written.
+The wheel must be the checkout's, byte for byte.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import sys
 import tarfile
 from pathlib import Path
@@ -20,6 +22,13 @@ from helpers import ROOT, copy_project, offline, run
 BIN = Path(sys.executable).parent  # python and pypi-server of the test environment
 SDIST = "tiktoken_encodings_offline-0.1.0.tar.gz"
 INDEX_PORT, MIRROR_PORT = 8080, 8081
+
+
+def readme_block() -> str:
+    """The README's sdist build lines, run as written."""
+    found = re.search(r"<!-- sdist:build -->\n```sh\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    assert found, "README.md has no sdist:build block"
+    return found.group(1)
 
 
 def wait_for(port: int) -> str:
@@ -48,6 +57,8 @@ def test_the_sdist_from_an_index_builds_the_checkout_wheel_byte_for_byte(
         PIP_CONFIG_FILE=os.devnull,
         PIP_NO_CACHE_DIR="1",
         PATH=f"{BIN}:{env['PATH']}",
+        PIP_VERBOSE="1",  # the build's log: where each file came from
+        INDEX_URL=f"http://127.0.0.1:{INDEX_PORT}/simple/",
         TIKTOKEN_ENCODINGS_OFFLINE_MIRROR=f"http://127.0.0.1:{MIRROR_PORT}/",
     )
     script = (
@@ -56,9 +67,7 @@ def test_the_sdist_from_an_index_builds_the_checkout_wheel_byte_for_byte(
         f"{sys.executable} {ROOT / 'tests' / 'mirror.py'} {files_dir} --port {MIRROR_PORT} &\n"
         + wait_for(INDEX_PORT)
         + wait_for(MIRROR_PORT)
-        + f"python -m pip download --no-binary :all: --no-deps --no-build-isolation "
-        f"--index-url http://127.0.0.1:{INDEX_PORT}/simple/ -d download tiktoken-encodings-offline\n"
-        f"python -m pip wheel download/{SDIST} --no-deps --no-build-isolation -v -w wheelhouse\n"
+        + readme_block()
     )
     cmd = offline(["bash", "-euo", "pipefail", "-c", script])
     result = run(cmd, env=env, cwd=tmp_path, timeout=300)
@@ -66,9 +75,9 @@ def test_the_sdist_from_an_index_builds_the_checkout_wheel_byte_for_byte(
 
     assert f"Looking in indexes: http://127.0.0.1:{INDEX_PORT}/simple/" in output
     assert "Looking in links" not in output
-    assert [path.name for path in (tmp_path / "download").iterdir()] == [SDIST]
+    assert [path.name for path in (tmp_path / "sdist").iterdir()] == [SDIST]
     for path in ("encodings/o200k_base.tiktoken", "gpt-2/encodings/main/vocab.bpe"):  # the mirror served them
         assert f"{path}: " in output and f"MB from http://127.0.0.1:{MIRROR_PORT}/{path} in " in output
-    (wheel,) = (tmp_path / "wheelhouse").iterdir()
+    (wheel,) = (tmp_path / "dist").iterdir()
     assert wheel.name == full_wheel.name
     assert hashlib.sha256(wheel.read_bytes()).hexdigest() == hashlib.sha256(full_wheel.read_bytes()).hexdigest()
