@@ -1,6 +1,6 @@
 """Build time: the wheel's CycloneDX 1.6 SBOM (PEP 770), written with the standard library.
 
-The SBOM names the package (``metadata.component``), its requirements (tiktoken first), and
+The SBOM names the package (``metadata.component``), its requirements (tiktoken, ...), and
 every file the build staged: each vendored blob as ``data`` with its SHA-256, its canonical URL (an
 ``externalReferences`` entry of type ``distribution``) and its terms as the README states them;
 each pre-parsed table as ``data`` derived from its blob(s) (``pedigree.ancestors``); the two
@@ -91,7 +91,7 @@ def licence_fields(blob: Blob, package: Package) -> dict[str, Any]:
 
 def blob_component(blob: Blob, member: str, manifest: Manifest, package: Package) -> dict[str, Any]:
     served = [name for name, urls in manifest.encodings.items() if blob.url in urls]
-    component: dict[str, Any] = {
+    return {
         "type": "data",
         "bom-ref": member,
         "name": blob.path,
@@ -102,7 +102,6 @@ def blob_component(blob: Blob, member: str, manifest: Manifest, package: Package
         "evidence": {"occurrences": [{"location": member}]},
         **licence_fields(blob, package),
     }
-    return component
 
 
 def ancestor(blob: Blob) -> dict[str, Any]:
@@ -156,17 +155,14 @@ def record_component(path: Path, member: str, description: str, package: Package
 
 def requirement_component(requirement: str) -> dict[str, Any]:
     """A requirement as a component: a version range is no version, so the purl has none."""
-    found = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement)
-    if not found:
-        raise SbomError(f"cannot read the requirement {requirement!r}")
-    conditional = ";" in requirement
+    name = re.split(r"[\s;<>=!~\[(@]", requirement.strip(), maxsplit=1)[0]  # hatchling checked the syntax
     return {
         "type": "library",
-        "bom-ref": purl(found.group(1)),
-        "name": found.group(1),
-        "purl": purl(found.group(1)),
+        "bom-ref": purl(name),
+        "name": name,
+        "purl": purl(name),
         # "optional": not installed where its environment marker is false
-        "scope": "optional" if conditional else "required",
+        "scope": "optional" if ";" in requirement else "required",
         "properties": [{"name": f"{PROPERTY}requirement", "value": requirement}],
     }
 
