@@ -25,7 +25,7 @@ from hatchling.metadata.plugin.interface import MetadataHookInterface
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "buildtime"))
 
-from tiktoken_encodings_offline_build import fastpath  # noqa: E402
+from tiktoken_encodings_offline_build import fastpath, sbom  # noqa: E402
 from tiktoken_encodings_offline_build.fetch import FetchError, FetchSettings, fetch_all  # noqa: E402
 from tiktoken_encodings_offline_build.files import DamagedFile, copy_verified, write_file  # noqa: E402
 from tiktoken_encodings_offline_build.manifest import (  # noqa: E402
@@ -146,7 +146,7 @@ class OfflineEncodingsBuildHook(BuildHookInterface):  # type: ignore[type-arg]
         self.workdir: Path | None = None
         try:
             self._build(version, build_data)
-        except (BuildError, OptionError, FetchError, DamagedFile) as error:
+        except (BuildError, OptionError, FetchError, DamagedFile, sbom.SbomError) as error:
             self._remove_workdir()
             self.app.abort(f"tiktoken-encodings-offline: cannot build the wheel:\n{error}{self.fix}")
         except OSError as error:  # staging: a full disk or a read-only TMPDIR
@@ -191,8 +191,35 @@ class OfflineEncodingsBuildHook(BuildHookInterface):  # type: ignore[type-arg]
             self._remove_workdir()
         else:
             build_data["force_include"][str(staging)] = DATA_IN_WHEEL
+            self._add_sbom(manifest, blobs, build_data, staging, tables)
         carried = manifest.encodings_served_by(blob.url for blob in blobs)
         log(f"staged {len(blobs)} encoding files for: {', '.join(carried)}")
+
+    def _add_sbom(
+        self, manifest: Manifest, blobs: list[Blob], build_data: dict[str, Any], staging: Path, tables: Path
+    ) -> None:
+        """The wheel's CycloneDX SBOM (PEP 770), where hatchling can place it (1.28 and later)."""
+        if "sbom_files" not in build_data:
+            from hatchling import __about__
+
+            self.app.display_warning(
+                f"tiktoken-encodings-offline: no SBOM in this wheel: hatchling {__about__.__version__} cannot put one "
+                f"in .dist-info/sboms/ (PEP 770 support came in hatchling 1.28, which needs Python 3.10 or later)"
+            )
+            return
+        core = self.metadata.core
+        package = sbom.Package(
+            name=core.name,
+            version=core.version,
+            licence=core.license_expression,
+            requirements=core.dependencies,
+            gpt2_licence_text=(ROOT / "LICENSES" / "GPT-2.txt").read_text(encoding="utf-8"),
+        )
+        tables_in_wheel = f"tiktoken_encodings_offline/{fastpath.FOLDER}"
+        document = sbom.document(package, manifest, blobs, (staging, DATA_IN_WHEEL), (tables, tables_in_wheel))
+        path = staging.parent / sbom.FILE_NAME  # the work folder, removed in finalize
+        write_file(path, document)
+        build_data["sbom_files"].append(str(path))
 
     def finalize(self, version: str, build_data: dict[str, Any], artifact_path: str) -> None:
         self._remove_workdir()
