@@ -79,11 +79,28 @@ def carried_encodings(options: Mapping[str, tuple[str, str]], manifest: Manifest
     return manifest.encodings_served_by(blob.url for blob in blobs)
 
 
+# One letter for each encoding in a slim wheel's local version label: the label goes into every
+# .dist-info member name, which must stay within 80 characters (Windows' MAX_PATH), so the
+# readable names (cl100kbase.o200kbase.o200kharmony) do not fit. The summary names them in full.
+LABEL_LETTERS = {
+    "gpt2": "g",
+    "r50k_base": "r",
+    "p50k_base": "p",
+    "p50k_edit": "e",
+    "cl100k_base": "c",
+    "o200k_base": "o",
+    "o200k_harmony": "h",
+}
+
+
 def local_version_label(carried: list[str], manifest: Manifest) -> str:
-    """'' for the full wheel, else a PEP 440 local label naming what a slim wheel carries."""
+    """'' for the full wheel, else a PEP 440 local label of one letter for each carried encoding."""
     if set(carried) == set(manifest.encodings):
         return ""
-    return ".".join(name.replace("_", "") for name in carried)
+    unlettered = [name for name in carried if name not in LABEL_LETTERS]
+    if unlettered:
+        raise BuildError(f"hatch_build.py: LABEL_LETTERS has no letter for {', '.join(unlettered)}; add one")
+    return "".join(LABEL_LETTERS[name] for name in carried)
 
 
 def fix_for(error: FetchError, settings: FetchSettings) -> str:
