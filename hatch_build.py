@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "buildtime"))
 
 from tiktoken_encodings_offline_build import fastpath  # noqa: E402
 from tiktoken_encodings_offline_build.fetch import FetchError, FetchSettings, fetch_all  # noqa: E402
-from tiktoken_encodings_offline_build.files import DamagedFile, copy_verified, write_file  # noqa: E402
+from tiktoken_encodings_offline_build.files import DamagedFile, InUse, copy_verified, write_file  # noqa: E402
 from tiktoken_encodings_offline_build.manifest import (  # noqa: E402
     DATA_DIR_NAME,
     MANIFEST_PATH,
@@ -166,6 +166,9 @@ class OfflineEncodingsBuildHook(BuildHookInterface):  # type: ignore[type-arg]
         except (BuildError, OptionError, FetchError, DamagedFile) as error:
             self._remove_workdir()
             self.app.abort(f"tiktoken-encodings-offline: cannot build the wheel:\n{error}{self.fix}")
+        except InUse as error:  # Windows: another process has a staged file open
+            self._remove_workdir()
+            self.app.abort(f"tiktoken-encodings-offline: cannot build the wheel: {error.filename}: {error.strerror}")
         except OSError as error:  # staging: a full disk or a read-only TMPDIR
             self._remove_workdir()
             self.app.abort(

@@ -5,9 +5,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import socket
+import ssl
 import subprocess
 import sys
 import time
+import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ import pytest
 from conftest import Fetch, build_env
 from helpers import MANIFEST, ROOT, blob_members, build_wheel, clean_env, expected_blobs, offline, run
 from mirror import Fault, ForwardProxy, Mirror
+from tiktoken_encodings_offline_build import transport
 
 O200K = MANIFEST.blobs_for(["o200k_base"])[0]
 R50K = MANIFEST.blobs_for(["r50k_base"])[0]
@@ -302,8 +305,6 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture
 def https_mirror(files_dir: Path, tls: dict[str, Path]) -> Iterator[Mirror]:
-    import ssl
-
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(tls["cert"], tls["key"])
     with Mirror(files_dir, context=context) as served:
@@ -323,6 +324,58 @@ def test_ssl_cert_file_is_honoured(
     monkeypatch.setenv("SSL_CERT_FILE", str(tls["ca"]))
     found = fetch([R50K], mirror=https_mirror.url)
     assert sha256(found[R50K.url]) == R50K.sha256
+
+
+def os_trust_store(store: Path, used: list[str]) -> types.ModuleType:
+    """A stand-in for truststore: its SSLContext trusts what the "OS store" (a file here) holds."""
+    module = types.ModuleType("truststore")
+
+    class SSLContext(ssl.SSLContext):
+        def __init__(self, protocol: int) -> None:
+            used.append("truststore")
+            self.load_verify_locations(cafile=str(store))
+
+    module.SSLContext = SSLContext  # type: ignore[attr-defined]
+    return module
+
+
+def as_on_a_python_org_mac(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """macOS, and a Python whose OpenSSL finds no CA file or folder (none is installed)."""
+    monkeypatch.setattr(sys, "platform", "darwin")
+    monkeypatch.setitem(sys.modules, "truststore", None)  # not installed: import fails
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "no-cert.pem"))
+    monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path / "no-certs"))
+
+
+def test_the_os_trust_store_is_used_through_truststore_when_importable(
+    https_mirror: Mirror, fetch: Fetch, tls: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 24, item 9: the corporate CA is in the OS store only; the standard library alone works too."""
+    monkeypatch.setitem(sys.modules, "truststore", None)
+    assert "CERTIFICATE_VERIFY_FAILED" in fetch.error([R50K], mirror=https_mirror.url)
+    used: list[str] = []
+    monkeypatch.setitem(sys.modules, "truststore", os_trust_store(tls["ca"], used))
+    found = fetch([R50K], mirror=https_mirror.url)
+    assert sha256(found[R50K.url]) == R50K.sha256 and used == ["truststore"]
+
+
+def test_macos_without_a_ca_store_uses_the_system_bundle(
+    https_mirror: Mirror, fetch: Fetch, tls: dict[str, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    as_on_a_python_org_mac(monkeypatch, tmp_path)
+    monkeypatch.setattr(transport, "MACOS_CA_FILE", str(tls["ca"]))  # /etc/ssl/cert.pem there
+    found = fetch([R50K], mirror=https_mirror.url)
+    assert sha256(found[R50K.url]) == R50K.sha256
+
+
+def test_macos_verify_failure_names_install_certificates(
+    https_mirror: Mirror, fetch: Fetch, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    as_on_a_python_org_mac(monkeypatch, tmp_path)
+    monkeypatch.setattr(transport, "MACOS_CA_FILE", str(tmp_path / "no-system-bundle.pem"))
+    message = fetch.error([R50K], mirror=https_mirror.url)
+    assert "CERTIFICATE_VERIFY_FAILED" in message and '"Install Certificates.command"' in message
+    assert "TIKTOKEN_ENCODINGS_OFFLINE_CA_BUNDLE" in message
 
 
 def test_https_through_a_connect_proxy(

@@ -20,14 +20,17 @@ import os
 import select
 import socket
 import ssl
+import sys
 import threading
 import time
 import urllib.parse
 import urllib.request
 import weakref
+from pathlib import Path
 from typing import Any
 
 SLICE = 0.2  # seconds: the longest a wait goes without looking at the Stop
+MACOS_CA_FILE = "/etc/ssl/cert.pem"  # the system's CA bundle, for a python.org Python that has none
 
 
 class Stopped(Exception):
@@ -126,8 +129,9 @@ def _connect_in_slices(sock: socket.socket, sockaddr: Any, timeout: float, stop:
         wait = min(SLICE, ends - time.monotonic())
         if wait <= 0:
             raise socket.timeout("timed out")
-        _, writable, _ = select.select([], [sock], [], wait)
-        if writable:
+        # Windows reports a refused connect in the exception set only, never as writable.
+        _, writable, failed = select.select([], [sock], [sock], wait)
+        if writable or failed:
             code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             if code:
                 raise OSError(code, os.strerror(code))
@@ -187,6 +191,25 @@ def mirror_credentials(mirror: str, token: str | None) -> tuple[str, str | None]
 # The opener
 
 
+def tls_context() -> ssl.SSLContext:
+    """The OS trust store through ``truststore`` when it is importable (as pip does; never required).
+
+    Else the standard library's default context; on macOS, a python.org Python has no CA store of
+    its own until "Install Certificates.command" runs, so the system's bundle stands in for it.
+    """
+    try:
+        import truststore  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        pass
+    else:
+        return truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # type: ignore[no-any-return]
+    context = ssl.create_default_context()
+    no_store = ssl.get_default_verify_paths().cafile is None and not context.cert_store_stats()["x509_ca"]
+    if sys.platform == "darwin" and no_store and Path(MACOS_CA_FILE).is_file():
+        context.load_verify_locations(cafile=MACOS_CA_FILE)
+    return context
+
+
 class Opener:
     """Opens a URL with the mirror's credentials on its origin only, in bounded, stoppable steps."""
 
@@ -199,7 +222,7 @@ class Opener:
         read_timeout: float,
         stop: Stop,
     ) -> None:
-        context = ssl.create_default_context()
+        context = tls_context()
         if ca_bundle:
             context.load_verify_locations(cafile=ca_bundle)
         self.mirror: str | None = None  # without credentials
