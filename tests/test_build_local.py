@@ -137,6 +137,23 @@ def test_every_wheel_member_name_fits_windows_max_path(
     assert "+" not in wheel.name if not encodings else "+rpecoh-" in wheel.name  # one letter an encoding
 
 
+def test_a_checkout_with_autocrlf_builds_the_same_wheel(files_dir: Path, tmp_path: Path) -> None:
+    """Issue 24, item 14: .gitattributes pins LF, so Git for Windows' core.autocrlf=true changes no byte."""
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    members = {}
+    for autocrlf in ("false", "true"):
+        tree, archive = tmp_path / f"autocrlf-{autocrlf}", tmp_path / f"autocrlf-{autocrlf}.tar"
+        git = ["git", "-c", f"core.autocrlf={autocrlf}", "archive", "--worktree-attributes", "-o", str(archive)]
+        run([*git, "HEAD"], cwd=ROOT)  # a checkout's bytes: archive converts line ends as checkout does
+        tree.mkdir()
+        run(["tar", "-xf", str(archive), "-C", str(tree)])
+        wheel, _ = build_wheel(tmp_path / f"dist-{autocrlf}", build_env(files_dir), project=tree)
+        assert wheel is not None
+        members[autocrlf] = wheel_members(wheel)
+    assert members["true"] == members["false"]
+
+
 def test_unknown_encoding_fails_listing_the_valid_names(files_dir: Path, tmp_path: Path) -> None:
     env = build_env(files_dir, TIKTOKEN_ENCODINGS_OFFLINE_ENCODINGS="cl100k_base,o300k_base")
     wheel, result = build_wheel(tmp_path, env, check=False)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import types
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,9 @@ from typing import Any
 import pytest
 
 from conftest import Fetch, build_env
-from helpers import MANIFEST, ROOT, blob_members, build_wheel, clean_env, expected_blobs, offline, run
+from helpers import MANIFEST, ROOT, blob_members, build_wheel, clean_env, expected_blobs, fetch_module, offline, run
 from mirror import Fault, ForwardProxy, Mirror
-from tiktoken_encodings_offline_build import transport
+from tiktoken_encodings_offline_build import options, transport
 
 O200K = MANIFEST.blobs_for(["o200k_base"])[0]
 R50K = MANIFEST.blobs_for(["r50k_base"])[0]
@@ -267,7 +268,43 @@ def test_credentials_never_follow_a_redirect_to_another_host(files_dir: Path, fe
         assert len(storage.seen) == 1 and "authorization" not in storage.seen[0].headers
 
 
+def test_windows_reads_netrc_under_its_windows_name(
+    mirror: Mirror, fetch: Fetch, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 24, item 14: %USERPROFILE%\\_netrc when there is no .netrc, as curl and git read it."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "_netrc").write_text(f"machine 127.0.0.1 login ci password {SECRET}\n")
+    monkeypatch.setattr(transport, "sys", types.SimpleNamespace(platform="win32"))  # the transport's view
+    monkeypatch.setattr(Path, "home", classmethod(lambda cls: home))  # %USERPROFILE% there
+    monkeypatch.delenv("NETRC", raising=False)
+    mirror.state.require_auth = "Basic " + base64.b64encode(f"ci:{SECRET}".encode()).decode()
+    found = fetch([R50K], mirror=mirror.url)
+    assert sha256(found[R50K.url]) == R50K.sha256
+
+
 # --- Proxies and TLS ------------------------------------------------------------------------------
+
+
+def test_a_proxy_of_the_system_settings_is_used_and_named_in_the_advice(
+    mirror: Mirror, fetch: Fetch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 24, item 14: Windows' Internet Options or macOS' network settings, no variable set."""
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "")
+    with ForwardProxy() as proxy:
+        shown = proxy.url.replace("://", "://ci:pr0xy-secret@")
+        monkeypatch.setattr(urllib.request, "getproxies", lambda: {"http": shown, "https": shown})
+        fetch([R50K], mirror=mirror.url)
+        assert proxy.seen == [("GET", f"{mirror.url}{R50K.path}")]  # urllib's ProxyHandler used it
+    advice = options.network_advice(fetch_module.FetchSettings(), {})
+    assert f"the proxy of the system's settings ({proxy.url.rstrip('/')}" in advice
+    assert "pr0xy-secret" not in advice and "directly" not in advice
+    monkeypatch.setattr(urllib.request, "getproxies", dict)
+    assert "must reach https://openaipublic.blob.core.windows.net/ directly" in options.network_advice(
+        fetch_module.FetchSettings(), {}
+    )
 
 
 def test_http_proxy_is_used_and_no_proxy_bypasses_it(

@@ -179,13 +179,27 @@ def mirror_credentials(mirror: str, token: str | None) -> tuple[str, str | None]
     if token:
         return clean, f"Bearer {token}"
     try:
-        entry = netrc.netrc(os.environ.get("NETRC")).authenticators(parts.hostname or "")
+        entry = netrc.netrc(netrc_file()).authenticators(parts.hostname or "")
     except (OSError, netrc.NetrcParseError):
         entry = None
     if entry:
         login, _, secret = entry
         return clean, "Basic " + base64.b64encode(f"{login or ''}:{secret or ''}".encode()).decode()
     return clean, None
+
+
+def netrc_file() -> str | None:
+    """``$NETRC``; else None, for the netrc module's ``~/.netrc`` (with its owner check); but on
+    Windows ``%USERPROFILE%\\_netrc`` when there is no ``.netrc``, as curl and git read it."""
+    if os.environ.get("NETRC"):
+        return os.environ["NETRC"]
+    try:
+        home = Path.home()
+    except (RuntimeError, KeyError):  # no home folder at all
+        return None
+    if sys.platform == "win32" and not (home / ".netrc").is_file() and (home / "_netrc").is_file():
+        return str(home / "_netrc")
+    return None
 
 
 # The opener
