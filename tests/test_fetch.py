@@ -21,6 +21,7 @@ from conftest import Fetch, build_env
 from helpers import MANIFEST, ROOT, blob_members, build_wheel, clean_env, expected_blobs, fetch_module, offline, run
 from mirror import Fault, ForwardProxy, Mirror
 from tiktoken_encodings_offline_build import options, transport
+from tiktoken_encodings_offline_build import tls as trust
 
 O200K = MANIFEST.blobs_for(["o200k_base"])[0]
 R50K = MANIFEST.blobs_for(["r50k_base"])[0]
@@ -400,7 +401,7 @@ def test_macos_without_a_ca_store_uses_the_system_bundle(
     https_mirror: Mirror, fetch: Fetch, tls: dict[str, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     as_on_a_python_org_mac(monkeypatch, tmp_path)
-    monkeypatch.setattr(transport, "MACOS_CA_FILE", str(tls["ca"]))  # /etc/ssl/cert.pem there
+    monkeypatch.setattr(trust, "MACOS_CA_FILE", str(tls["ca"]))  # /etc/ssl/cert.pem there
     found = fetch([R50K], mirror=https_mirror.url)
     assert sha256(found[R50K.url]) == R50K.sha256
 
@@ -409,7 +410,7 @@ def test_macos_verify_failure_names_install_certificates(
     https_mirror: Mirror, fetch: Fetch, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     as_on_a_python_org_mac(monkeypatch, tmp_path)
-    monkeypatch.setattr(transport, "MACOS_CA_FILE", str(tmp_path / "no-system-bundle.pem"))
+    monkeypatch.setattr(trust, "MACOS_CA_FILE", str(tmp_path / "no-system-bundle.pem"))
     message = fetch.error([R50K], mirror=https_mirror.url)
     assert "CERTIFICATE_VERIFY_FAILED" in message and '"Install Certificates.command"' in message
     assert "TIKTOKEN_ENCODINGS_OFFLINE_CA_BUNDLE" in message

@@ -23,7 +23,7 @@ import pytest
 from conftest import Fetch
 from helpers import MANIFEST
 from mirror import Fault, ForwardProxy, Mirror, Seen
-from tiktoken_encodings_offline_build import transport
+from tiktoken_encodings_offline_build import files, transport
 
 O200K = MANIFEST.blobs_for(["o200k_base"])[0]
 R50K = MANIFEST.blobs_for(["r50k_base"])[0]
@@ -303,6 +303,20 @@ def test_a_rename_refused_for_good_names_the_file_in_use_not_the_disk(
     assert f"{target}: cannot replace it: Access is denied; another process has it open" in error
     assert "free space" not in error and "Fix: build again once that process is done" in error
     assert leftovers(fetch.cache) == []  # no .part left
+
+
+def test_a_staged_file_held_open_is_named_in_use_and_one_with_the_same_bytes_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    destination = tmp_path / "derived.tsv"
+    refuse_replace(monkeypatch, destination, 1000, lambda: None)
+    with pytest.raises(files.InUse) as caught:  # the build's message then names the file, not the disk
+        files.write_file(destination, b"rows\n")
+    assert caught.value.filename == str(destination) and "another process has it open" in str(caught.value)
+    assert leftovers(tmp_path) == []
+    destination.write_bytes(b"rows\n")  # the same bytes, put there by whoever holds it open
+    files.write_file(destination, b"rows\n")
+    assert leftovers(tmp_path) == ["derived.tsv"]
 
 
 def test_a_refused_connect_windows_reports_as_an_exception_fails_at_once(

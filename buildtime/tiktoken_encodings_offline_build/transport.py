@@ -29,8 +29,9 @@ import weakref
 from pathlib import Path
 from typing import Any
 
+from . import tls
+
 SLICE = 0.2  # seconds: the longest a wait goes without looking at the Stop
-MACOS_CA_FILE = "/etc/ssl/cert.pem"  # the system's CA bundle, for a python.org Python that has none
 
 
 class Stopped(Exception):
@@ -205,25 +206,6 @@ def netrc_file() -> str | None:
 # The opener
 
 
-def tls_context() -> ssl.SSLContext:
-    """The OS trust store through ``truststore`` when it is importable (as pip does; never required).
-
-    Else the standard library's default context; on macOS, a python.org Python has no CA store of
-    its own until "Install Certificates.command" runs, so the system's bundle stands in for it.
-    """
-    try:
-        import truststore  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        pass
-    else:
-        return truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # type: ignore[no-any-return]
-    context = ssl.create_default_context()
-    no_store = ssl.get_default_verify_paths().cafile is None and not context.cert_store_stats()["x509_ca"]
-    if sys.platform == "darwin" and no_store and Path(MACOS_CA_FILE).is_file():
-        context.load_verify_locations(cafile=MACOS_CA_FILE)
-    return context
-
-
 class Opener:
     """Opens a URL with the mirror's credentials on its origin only, in bounded, stoppable steps."""
 
@@ -236,7 +218,7 @@ class Opener:
         read_timeout: float,
         stop: Stop,
     ) -> None:
-        context = tls_context()
+        context = tls.default_context()
         if ca_bundle:
             context.load_verify_locations(cafile=ca_bundle)
         self.mirror: str | None = None  # without credentials
