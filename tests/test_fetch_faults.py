@@ -301,7 +301,7 @@ def test_a_rename_refused_for_good_names_the_file_in_use_not_the_disk(
     error = fetch.error([R50K], mirror=mirror.url)
     assert time.monotonic() - started < 5 and 2 <= len(refused) <= 20  # retried, briefly
     assert f"{target}: cannot replace it: Access is denied; another process has it open" in error
-    assert "free space" not in error and "Fix: build again once that process is done" in error
+    assert "free space" not in error and "Fix: build again once that process is done with it" in error
     assert leftovers(fetch.cache) == []  # no .part left
 
 

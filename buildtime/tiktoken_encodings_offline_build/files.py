@@ -28,7 +28,7 @@ class DamagedFile(Exception):
 
 
 class InUse(PermissionError):
-    """A file could not be replaced: another process has it open (Windows refuses the rename)."""
+    """A file could not be replaced: another process has it open (Windows refuses the rename then)."""
 
 
 def sha256_file(path: Path) -> str:
@@ -93,8 +93,9 @@ def replace(part: Path, destination: Path, sha256: str) -> None:
             time.sleep(REPLACE_PAUSE)
     raise InUse(
         refused.errno,
-        f"cannot replace it: {refused.strerror or refused}; another process has it open (a parallel "
-        f"build, an antivirus scan). Fix: build again once that process is done with it",
+        f"cannot replace it: {refused.strerror or refused}; another process has it open (on Windows: a "
+        f"parallel build, an antivirus scan), or this user may not replace it. Fix: build again once "
+        f"that process is done with it, or check who owns the file",
         str(destination),
     )
 
