@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "buildtime"))
 
 from tiktoken_encodings_offline_build import fastpath, sbom  # noqa: E402
 from tiktoken_encodings_offline_build.fetch import FetchError, FetchSettings, fetch_all  # noqa: E402
-from tiktoken_encodings_offline_build.files import DamagedFile, copy_verified, write_file  # noqa: E402
+from tiktoken_encodings_offline_build.files import DamagedFile, InUse, copy_verified, write_file  # noqa: E402
 from tiktoken_encodings_offline_build.manifest import (  # noqa: E402
     DATA_DIR_NAME,
     MANIFEST_PATH,
@@ -79,11 +79,28 @@ def carried_encodings(options: Mapping[str, tuple[str, str]], manifest: Manifest
     return manifest.encodings_served_by(blob.url for blob in blobs)
 
 
+# One letter for each encoding in a slim wheel's local version label: the label goes into every
+# .dist-info member name, which must stay within 80 characters (Windows' MAX_PATH), so the
+# readable names (cl100kbase.o200kbase.o200kharmony) do not fit. The summary names them in full.
+LABEL_LETTERS = {
+    "gpt2": "g",
+    "r50k_base": "r",
+    "p50k_base": "p",
+    "p50k_edit": "e",
+    "cl100k_base": "c",
+    "o200k_base": "o",
+    "o200k_harmony": "h",
+}
+
+
 def local_version_label(carried: list[str], manifest: Manifest) -> str:
-    """'' for the full wheel, else a PEP 440 local label naming what a slim wheel carries."""
+    """'' for the full wheel, else a PEP 440 local label of one letter for each carried encoding."""
     if set(carried) == set(manifest.encodings):
         return ""
-    return ".".join(name.replace("_", "") for name in carried)
+    unlettered = [name for name in carried if name not in LABEL_LETTERS]
+    if unlettered:
+        raise BuildError(f"hatch_build.py: LABEL_LETTERS has no letter for {', '.join(unlettered)}; add one")
+    return "".join(LABEL_LETTERS[name] for name in carried)
 
 
 def fix_for(error: FetchError, settings: FetchSettings) -> str:
@@ -149,6 +166,9 @@ class OfflineEncodingsBuildHook(BuildHookInterface):  # type: ignore[type-arg]
         except (BuildError, OptionError, FetchError, DamagedFile, sbom.SbomError) as error:
             self._remove_workdir()
             self.app.abort(f"tiktoken-encodings-offline: cannot build the wheel:\n{error}{self.fix}")
+        except InUse as error:  # Windows: another process has a staged file open
+            self._remove_workdir()
+            self.app.abort(f"tiktoken-encodings-offline: cannot build the wheel: {error.filename}: {error.strerror}")
         except OSError as error:  # staging: a full disk or a read-only TMPDIR
             self._remove_workdir()
             self.app.abort(

@@ -6,6 +6,7 @@ folder across the air gap, then build with TIKTOKEN_ENCODINGS_OFFLINE_SOURCE_DIR
     python scripts/prefetch.py encodings-files/                       # all encodings
     python scripts/prefetch.py encodings-files/ --encodings cl100k_base,o200k_base
     cd encodings-files && sha256sum -c SHA256SUMS                      # on the other side
+    (Windows: README.md, "On Windows", gives the PowerShell check and how to set the variable)
 
 The folder uses the upstream path layout (encodings/..., gpt-2/encodings/main/...) and holds a
 SHA256SUMS file. The mirror, proxy, CA, timeout, retry and worker variables of the build apply

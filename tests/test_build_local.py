@@ -47,7 +47,7 @@ CODE_MEMBERS = {
     "tiktoken_encodings_offline/_pyinstaller/hook-tiktoken.registry.py",
     "tiktoken_encodings_offline/_pyinstaller/hook-tiktoken_encodings_offline.py",
     "tiktoken_encodings_offline/_pyinstaller/rthooks.dat",
-    "tiktoken_encodings_offline/_pyinstaller/rthooks/pyi_rth_tiktoken_encodings_offline.py",
+    "tiktoken_encodings_offline/_pyinstaller/rthooks/pyi_rth_encodings_offline.py",
 }
 
 
@@ -109,11 +109,49 @@ def test_slim_wheel_has_its_own_version_label_and_only_its_blobs(files_dir: Path
     env = build_env(files_dir, TIKTOKEN_ENCODINGS_OFFLINE_ENCODINGS="cl100k_base, o200k_base")
     wheel, _ = build_wheel(tmp_path, env)
     assert wheel is not None
-    assert wheel.name == "tiktoken_encodings_offline-0.1.0+cl100kbase.o200kbase.o200kharmony-py3-none-any.whl"
+    assert wheel.name == "tiktoken_encodings_offline-0.1.0+coh-py3-none-any.whl"
     assert blob_members(wheel) == expected_blobs(["cl100k_base", "o200k_base"])
     metadata = wheel_metadata(wheel)
-    assert "Version: 0.1.0+cl100kbase.o200kbase.o200kharmony\n" in metadata
+    assert "Version: 0.1.0+coh\n" in metadata
     assert "Carries: cl100k_base, o200k_base, o200k_harmony." in metadata
+
+
+MAX_MEMBER_NAME = 80  # a Microsoft Store Python's user site-packages (~144) + 80 stays below MAX_PATH (259)
+
+
+@pytest.mark.parametrize("encodings", ["", "r50k_base,p50k_base,cl100k_base,o200k_base"], ids=["full", "slim"])
+def test_every_wheel_member_name_fits_windows_max_path(
+    encodings: str, full_wheel: Path, files_dir: Path, tmp_path: Path
+) -> None:
+    """Issue 24, item 10: tables, .dist-info (with the slim wheel's longest label) and licences."""
+    wheel = full_wheel
+    if encodings:  # every encoding but gpt2: the longest local label there is
+        wheel, _ = build_wheel(tmp_path, build_env(files_dir, TIKTOKEN_ENCODINGS_OFFLINE_ENCODINGS=encodings))
+        assert wheel is not None
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+    assert any(".dist-info/licenses/LICENSES/" in name for name in names)
+    assert any(name.endswith(".ranks") for name in names)
+    too_long = [name for name in names if len(name) > MAX_MEMBER_NAME]
+    assert too_long == []
+    assert "+" not in wheel.name if not encodings else "+rpecoh-" in wheel.name  # one letter an encoding
+
+
+def test_a_checkout_with_autocrlf_builds_the_same_wheel(files_dir: Path, tmp_path: Path) -> None:
+    """Issue 24, item 14: .gitattributes pins LF, so Git for Windows' core.autocrlf=true changes no byte."""
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    members = {}
+    for autocrlf in ("false", "true"):
+        tree, archive = tmp_path / f"autocrlf-{autocrlf}", tmp_path / f"autocrlf-{autocrlf}.tar"
+        git = ["git", "-c", f"core.autocrlf={autocrlf}", "archive", "--worktree-attributes", "-o", str(archive)]
+        run([*git, "HEAD"], cwd=ROOT)  # a checkout's bytes: archive converts line ends as checkout does
+        tree.mkdir()
+        run(["tar", "-xf", str(archive), "-C", str(tree)])
+        wheel, _ = build_wheel(tmp_path / f"dist-{autocrlf}", build_env(files_dir), project=tree)
+        assert wheel is not None
+        members[autocrlf] = wheel_members(wheel)
+    assert members["true"] == members["false"]
 
 
 def test_unknown_encoding_fails_listing_the_valid_names(files_dir: Path, tmp_path: Path) -> None:
@@ -187,8 +225,8 @@ def test_options_come_from_the_pyproject_table_and_the_environment_wins(files_di
     )
 
     assert from_table is not None and from_env is not None
-    assert "+gpt2-" in from_table.name and blob_members(from_table) == expected_blobs(["gpt2"])
-    assert "+r50kbase-" in from_env.name and blob_members(from_env) == expected_blobs(["r50k_base"])
+    assert "+g-" in from_table.name and blob_members(from_table) == expected_blobs(["gpt2"])
+    assert "+r-" in from_env.name and blob_members(from_env) == expected_blobs(["r50k_base"])
 
 
 def test_sdist_holds_no_blob_reads_none_and_its_wheel_works(files_dir: Path, full_wheel: Path, tmp_path: Path) -> None:

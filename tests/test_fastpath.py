@@ -250,17 +250,17 @@ def test_a_table_for_another_blob_version_or_format_is_not_used(
 
 
 def out_of_the_folder(fields: list[str]) -> None:
-    fields[2] = "../data/" + fields[2]  # not <its sha256>.ranks
+    fields[2] = "../data/" + fields[2]  # not <its sha256[:32]>.ranks
 
 
 def out_of_the_folder_by_its_hash_too(fields: list[str]) -> None:
-    fields[3] = "../data/" + fields[3]  # <its "sha256">.ranks, a path out of the folder
-    fields[2] = fields[3] + ".ranks"
+    fields[3] = "../data/" + fields[3]  # <its "sha256"[:32]>.ranks, a path out of the folder
+    fields[2] = fields[3][:32] + ".ranks"
 
 
 def absolute_by_its_hash(fields: list[str]) -> None:
     fields[3] = "/tmp/" + fields[3][5:]
-    fields[2] = fields[3] + ".ranks"
+    fields[2] = fields[3][:32] + ".ranks"
 
 
 def source_hash_not_hex(fields: list[str]) -> None:
@@ -307,7 +307,8 @@ def test_a_table_of_another_size_than_recorded_is_refused_and_the_blob_serves(
     table = table_of(fast_dir, CL100K.url)
     size = table.stat().st_size
     derived = fast_dir / "derived.tsv"
-    derived.write_text(derived.read_text().replace(f"\t{table.stem}\t{size}\t", f"\t{table.stem}\t{size - 1}\t"))
+    digest = hashlib.sha256(table.read_bytes()).hexdigest()
+    derived.write_text(derived.read_text().replace(f"\t{digest}\t{size}\t", f"\t{digest}\t{size - 1}\t"))
     result, stderr = probe(runtime_venv, ["cl100k_base"], clean_env(PYTHONPATH=str(target)))
     damaged = f"{table} is damaged ({size} bytes, {size - 1} expected)"
     assert stderr == f"tiktoken-encodings-offline: {damaged}; {REINSTALL_FIX}\n"  # refused before it is read
@@ -342,10 +343,10 @@ def test_a_table_that_does_not_decode_is_refused_even_with_a_matching_hash(
     else:
         data[28:32] = struct.pack("<I", struct.unpack("<I", data[28:32])[0] + 1)  # header: one run more than there is
     digest = hashlib.sha256(data).hexdigest()
-    (fast_dir / f"{digest}.ranks").write_bytes(bytes(data))
-    derived.write_text(derived.read_text().replace(f"{row[2]}\t{row[3]}", f"{digest}.ranks\t{digest}"))
+    (fast_dir / f"{digest[:32]}.ranks").write_bytes(bytes(data))
+    derived.write_text(derived.read_text().replace(f"{row[2]}\t{row[3]}", f"{digest[:32]}.ranks\t{digest}"))
     result, stderr = probe(runtime_venv, ["cl100k_base"], clean_env(PYTHONPATH=str(target)))
-    assert f"{digest}.ranks cannot be read" in stderr and "reinstall" in stderr
+    assert f"{digest[:32]}.ranks cannot be read" in stderr and "reinstall" in stderr
     if field == "runs-past-the-end":  # read as the end of the file, not as zeros past it
         assert f"(it ends at byte {len(data)}, before byte {len(data) + 8})" in stderr
     assert without_opened(result) == tiktoken_own(runtime_venv, layouts["cache"], ["cl100k_base"])
@@ -505,19 +506,19 @@ def test_verify_names_a_table_that_does_not_decode_although_its_row_matches(
     broken = damage(original, (target / "tiktoken_encodings_offline" / "data" / CL100K.cache_name).read_bytes())
     digest = hashlib.sha256(broken).hexdigest()
     table.unlink()
-    (fast_dir / f"{digest}.ranks").write_bytes(broken)
+    (fast_dir / f"{digest[:32]}.ranks").write_bytes(broken)
     derived = fast_dir / "derived.tsv"
-    old = f"{table.name}\t{table.stem}\t{len(original)}\t"
-    derived.write_text(derived.read_text().replace(old, f"{digest}.ranks\t{digest}\t{len(broken)}\t"))
+    old = f"{table.name}\t{hashlib.sha256(original).hexdigest()}\t{len(original)}\t"
+    derived.write_text(derived.read_text().replace(old, f"{digest[:32]}.ranks\t{digest}\t{len(broken)}\t"))
     result = verify_offline(runtime_venv, target)
     assert result.returncode == 1
-    assert f"DAMAGED  {digest}.ranks  (fast path table of cl100k_base.tiktoken)" in result.stdout
+    assert f"DAMAGED  {digest[:32]}.ranks  (fast path table of cl100k_base.tiktoken)" in result.stdout
     if damage is two_ranks_swapped:  # only tiktoken's own parse of the blob tells
         assert f"         it is not what tiktoken parses from {CL100K.url}" in result.stdout
     else:
         assert "         it does not decode (" in result.stdout
     summary = result.stdout.splitlines()[-1]
-    assert f"damaged: {fast_dir / digest}.ranks" in summary and summary.endswith(REINSTALL_FIX)
+    assert f"damaged: {fast_dir / digest[:32]}.ranks" in summary and summary.endswith(REINSTALL_FIX)
     report = json.loads(verify_offline(runtime_venv, target, "--json").stdout)
     assert [t["error"] is not None for t in report["tables"]].count(True) == 1
 
@@ -573,7 +574,7 @@ def test_full_wheel_tables_are_listed_with_their_hashes(full_wheel: Path) -> Non
     ]  # fmt: skip
     for source, source_sha256, file, sha256, size, version in rows:
         assert [MANIFEST.blobs[url].sha256 for url in source.split(" ")] == source_sha256.split(" ")
-        assert file == f"{sha256}.ranks" and hashlib.sha256(members[file]).hexdigest() == sha256
+        assert file == f"{sha256[:32]}.ranks" and hashlib.sha256(members[file]).hexdigest() == sha256
         assert int(size) == len(members[file]) and version == "1"
     by_file = {row[0].rsplit("/", 1)[-1]: row[2] for row in rows}
     assert by_file["encoder.json"] == by_file["r50k_base.tiktoken"]  # gpt2's ranks are r50k_base's: stored once

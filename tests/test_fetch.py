@@ -5,9 +5,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import socket
+import ssl
 import subprocess
 import sys
 import time
+import types
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,8 +18,10 @@ from typing import Any
 import pytest
 
 from conftest import Fetch, build_env
-from helpers import MANIFEST, ROOT, blob_members, build_wheel, clean_env, expected_blobs, offline, run
+from helpers import MANIFEST, ROOT, blob_members, build_wheel, clean_env, expected_blobs, fetch_module, offline, run
 from mirror import Fault, ForwardProxy, Mirror
+from tiktoken_encodings_offline_build import options, transport
+from tiktoken_encodings_offline_build import tls as trust
 
 O200K = MANIFEST.blobs_for(["o200k_base"])[0]
 R50K = MANIFEST.blobs_for(["r50k_base"])[0]
@@ -264,7 +269,43 @@ def test_credentials_never_follow_a_redirect_to_another_host(files_dir: Path, fe
         assert len(storage.seen) == 1 and "authorization" not in storage.seen[0].headers
 
 
+def test_windows_reads_netrc_under_its_windows_name(
+    mirror: Mirror, fetch: Fetch, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 24, item 14: %USERPROFILE%\\_netrc when there is no .netrc, as curl and git read it."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "_netrc").write_text(f"machine 127.0.0.1 login ci password {SECRET}\n")
+    monkeypatch.setattr(transport, "sys", types.SimpleNamespace(platform="win32"))  # the transport's view
+    monkeypatch.setattr(Path, "home", classmethod(lambda cls: home))  # %USERPROFILE% there
+    monkeypatch.delenv("NETRC", raising=False)
+    mirror.state.require_auth = "Basic " + base64.b64encode(f"ci:{SECRET}".encode()).decode()
+    found = fetch([R50K], mirror=mirror.url)
+    assert sha256(found[R50K.url]) == R50K.sha256
+
+
 # --- Proxies and TLS ------------------------------------------------------------------------------
+
+
+def test_a_proxy_of_the_system_settings_is_used_and_named_in_the_advice(
+    mirror: Mirror, fetch: Fetch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 24, item 14: Windows' Internet Options or macOS' network settings, no variable set."""
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "")
+    with ForwardProxy() as proxy:
+        shown = proxy.url.replace("://", "://ci:pr0xy-secret@")
+        monkeypatch.setattr(urllib.request, "getproxies", lambda: {"http": shown, "https": shown})
+        fetch([R50K], mirror=mirror.url)
+        assert proxy.seen == [("GET", f"{mirror.url}{R50K.path}")]  # urllib's ProxyHandler used it
+    advice = options.network_advice(fetch_module.FetchSettings(), {})
+    assert f"the proxy of the system's settings ({proxy.url.rstrip('/')}" in advice
+    assert "pr0xy-secret" not in advice and "directly" not in advice
+    monkeypatch.setattr(urllib.request, "getproxies", dict)
+    assert "must reach https://openaipublic.blob.core.windows.net/ directly" in options.network_advice(
+        fetch_module.FetchSettings(), {}
+    )
 
 
 def test_http_proxy_is_used_and_no_proxy_bypasses_it(
@@ -302,8 +343,6 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture
 def https_mirror(files_dir: Path, tls: dict[str, Path]) -> Iterator[Mirror]:
-    import ssl
-
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(tls["cert"], tls["key"])
     with Mirror(files_dir, context=context) as served:
@@ -323,6 +362,58 @@ def test_ssl_cert_file_is_honoured(
     monkeypatch.setenv("SSL_CERT_FILE", str(tls["ca"]))
     found = fetch([R50K], mirror=https_mirror.url)
     assert sha256(found[R50K.url]) == R50K.sha256
+
+
+def os_trust_store(store: Path, used: list[str]) -> types.ModuleType:
+    """A stand-in for truststore: its SSLContext trusts what the "OS store" (a file here) holds."""
+    module = types.ModuleType("truststore")
+
+    class SSLContext(ssl.SSLContext):
+        def __init__(self, protocol: int) -> None:
+            used.append("truststore")
+            self.load_verify_locations(cafile=str(store))
+
+    module.SSLContext = SSLContext  # type: ignore[attr-defined]
+    return module
+
+
+def as_on_a_python_org_mac(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """macOS, and a Python whose OpenSSL finds no CA file or folder (none is installed)."""
+    monkeypatch.setattr(sys, "platform", "darwin")
+    monkeypatch.setitem(sys.modules, "truststore", None)  # not installed: import fails
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "no-cert.pem"))
+    monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path / "no-certs"))
+
+
+def test_the_os_trust_store_is_used_through_truststore_when_importable(
+    https_mirror: Mirror, fetch: Fetch, tls: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 24, item 9: the corporate CA is in the OS store only; the standard library alone works too."""
+    monkeypatch.setitem(sys.modules, "truststore", None)
+    assert "CERTIFICATE_VERIFY_FAILED" in fetch.error([R50K], mirror=https_mirror.url)
+    used: list[str] = []
+    monkeypatch.setitem(sys.modules, "truststore", os_trust_store(tls["ca"], used))
+    found = fetch([R50K], mirror=https_mirror.url)
+    assert sha256(found[R50K.url]) == R50K.sha256 and used == ["truststore"]
+
+
+def test_macos_without_a_ca_store_uses_the_system_bundle(
+    https_mirror: Mirror, fetch: Fetch, tls: dict[str, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    as_on_a_python_org_mac(monkeypatch, tmp_path)
+    monkeypatch.setattr(trust, "MACOS_CA_FILE", str(tls["ca"]))  # /etc/ssl/cert.pem there
+    found = fetch([R50K], mirror=https_mirror.url)
+    assert sha256(found[R50K.url]) == R50K.sha256
+
+
+def test_macos_verify_failure_names_install_certificates(
+    https_mirror: Mirror, fetch: Fetch, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    as_on_a_python_org_mac(monkeypatch, tmp_path)
+    monkeypatch.setattr(trust, "MACOS_CA_FILE", str(tmp_path / "no-system-bundle.pem"))
+    message = fetch.error([R50K], mirror=https_mirror.url)
+    assert "CERTIFICATE_VERIFY_FAILED" in message and '"Install Certificates.command"' in message
+    assert "TIKTOKEN_ENCODINGS_OFFLINE_CA_BUNDLE" in message
 
 
 def test_https_through_a_connect_proxy(

@@ -10,17 +10,20 @@ import fcntl
 import hashlib
 import os
 import shutil
+import signal
 import socket
 import threading
 import time
+import types
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 
 from conftest import Fetch
 from helpers import MANIFEST
 from mirror import Fault, ForwardProxy, Mirror, Seen
+from tiktoken_encodings_offline_build import files, transport
 
 O200K = MANIFEST.blobs_for(["o200k_base"])[0]
 R50K = MANIFEST.blobs_for(["r50k_base"])[0]
@@ -247,3 +250,134 @@ def test_basic_auth_password_with_reserved_characters_is_decoded(mirror: Mirror,
     found = fetch([R50K], mirror=mirror.url.replace("://", f"://builder:{encoded}@"))
     assert sha256(found[R50K.url]) == R50K.sha256
     assert not any(encoded in line or "builder" in line for line in fetch.logs)
+
+
+# --- Issue 24: Windows, simulated; the .part guard --------------------------------------------
+
+
+def refuse_replace(
+    monkeypatch: pytest.MonkeyPatch, target: Path, times: int, meanwhile: Callable[[], Any]
+) -> list[str]:
+    """os.replace as on Windows while another process has ``target`` open: PermissionError (WinError 5)."""
+    real, refused = os.replace, []
+
+    def windows_replace(src: Any, dst: Any) -> None:
+        if Path(dst) == target and len(refused) < times:
+            refused.append(str(dst))
+            meanwhile()
+            raise PermissionError(13, "Access is denied", str(src), 5, str(dst))
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", windows_replace)
+    return refused
+
+
+def test_a_rename_refused_for_a_moment_is_retried(
+    mirror: Mirror, fetch: Fetch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refused = refuse_replace(monkeypatch, fetch.cache / R50K.cache_name, 3, lambda: None)  # an antivirus scan
+    found = fetch([R50K], mirror=mirror.url)
+    assert len(refused) == 3 and sha256(found[R50K.url]) == R50K.sha256
+    assert leftovers(fetch.cache) == [R50K.cache_name]
+
+
+def test_a_rename_refused_onto_the_right_file_keeps_that_file(
+    mirror: Mirror, fetch: Fetch, files_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = fetch.cache / R50K.cache_name
+    # A parallel build renamed the same file there first and keeps it open: every rename is refused.
+    refuse_replace(monkeypatch, target, 1000, lambda: shutil.copyfile(files_dir / R50K.path, target))
+    found = fetch([R50K], mirror=mirror.url)
+    assert found[R50K.url] == target and sha256(target) == R50K.sha256
+    assert leftovers(fetch.cache) == [R50K.cache_name]
+
+
+def test_a_rename_refused_for_good_names_the_file_in_use_not_the_disk(
+    mirror: Mirror, fetch: Fetch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = fetch.cache / R50K.cache_name
+    refused = refuse_replace(monkeypatch, target, 1000, lambda: None)
+    started = time.monotonic()
+    error = fetch.error([R50K], mirror=mirror.url)
+    assert time.monotonic() - started < 5 and 2 <= len(refused) <= 20  # retried, briefly
+    assert f"{target}: cannot replace it: Access is denied; another process has it open" in error
+    assert "free space" not in error and "Fix: build again once that process is done with it" in error
+    assert leftovers(fetch.cache) == []  # no .part left
+
+
+def test_a_staged_file_held_open_is_named_in_use_and_one_with_the_same_bytes_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    destination = tmp_path / "derived.tsv"
+    refuse_replace(monkeypatch, destination, 1000, lambda: None)
+    with pytest.raises(files.InUse) as caught:  # the build's message then names the file, not the disk
+        files.write_file(destination, b"rows\n")
+    assert caught.value.filename == str(destination) and "another process has it open" in str(caught.value)
+    assert leftovers(tmp_path) == []
+    destination.write_bytes(b"rows\n")  # the same bytes, put there by whoever holds it open
+    files.write_file(destination, b"rows\n")
+    assert leftovers(tmp_path) == ["derived.tsv"]
+
+
+def test_a_refused_connect_windows_reports_as_an_exception_fails_at_once(
+    fetch: Fetch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # nobody listens there once it is closed
+    real_select = transport.select.select
+
+    def windows_select(read: Any, write: Any, exceptional: Any, timeout: float) -> Any:
+        readable, writable, failed = real_select(read, write, exceptional, timeout)
+        return readable, [], [*failed, *writable]  # Windows: a failed connect is exceptional, never writable
+
+    monkeypatch.setattr(transport, "select", types.SimpleNamespace(select=windows_select))
+    started = time.monotonic()
+    error = fetch.error([R50K], mirror=f"http://127.0.0.1:{port}/", retries=0, connect_timeout=3.0)
+    assert time.monotonic() - started < 1.5
+    assert "Connection refused" in error and "timed out" not in error
+
+
+def test_ctrl_c_takes_effect_at_once_where_it_cannot_wake_the_wait(mirror: Mirror, fetch: Fetch) -> None:
+    """Windows' Python <= 3.13 cannot interrupt a lock wait: here the signal goes to another thread,
+    so the main thread's wait is not woken either; only the fetch's short slices notice it."""
+    mirror.throttle(per_connection=100_000)  # about eight seconds for the file
+    sent: list[float] = []
+
+    def ctrl_c_elsewhere() -> None:
+        time.sleep(0.5)
+        sent.append(time.monotonic())
+        signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+
+    threading.Thread(target=ctrl_c_elsewhere).start()
+    with pytest.raises(KeyboardInterrupt):
+        fetch([R50K], mirror=mirror.url)
+    assert time.monotonic() - sent[0] < 1.0
+    assert leftovers(fetch.cache) == []
+
+
+def test_part_files_get_fresh_random_names_so_a_planted_link_is_never_followed(
+    mirror: Mirror, fetch: Fetch, tmp_path: Path
+) -> None:
+    mirror.throttle(per_connection=500_000)  # about two seconds for the file: its .part can be seen
+
+    def part_names_while_downloading() -> set[str]:
+        downloading = threading.Thread(target=fetch, args=([R50K],), kwargs={"mirror": mirror.url})
+        downloading.start()
+        names: set[str] = set()
+        while downloading.is_alive():
+            names.update(p.name for p in fetch.cache.glob("*.part"))
+            time.sleep(0.01)
+        downloading.join()
+        return names
+
+    (first,) = part_names_while_downloading()
+    (fetch.cache / R50K.cache_name).unlink()
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    (fetch.cache / first).symlink_to(victim)  # planted where the last run wrote
+    seen = part_names_while_downloading()
+    assert victim.read_text() == "precious"
+    assert len(seen - {first}) == 1  # a fresh name
+    found = fetch.cache / R50K.cache_name
+    assert not found.is_symlink() and sha256(found) == R50K.sha256

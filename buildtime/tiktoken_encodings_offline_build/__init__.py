@@ -8,5 +8,6 @@ import this package; it uses the standard library only (build isolation gives ha
 - ``fetch``: where each blob comes from (source folder, build cache, download) and its checks;
 - ``download``: one file's transfer: retries, resume, size bound, deadline;
 - ``transport``: the HTTP opener: proxies, TLS, redirect and credential policy, cancellation;
+- ``tls``: the trust store (truststore when importable; macOS' system bundle when Python has none);
 - ``files``: exclusive writes renamed into place.
 """

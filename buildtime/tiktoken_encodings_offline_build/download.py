@@ -12,6 +12,7 @@ import errno
 import http.client
 import random
 import ssl
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
-from .files import hold, new_part, sha256_file
+from .files import InUse, hold, new_part, replace, sha256_file
 from .manifest import Blob
 from .transport import NameNotResolved, Opener, RedirectRefused, Stop, Stopped, redact
 
@@ -91,7 +92,9 @@ def download(blob: Blob, url: str, opener: Opener, stop: Stop, policy: Policy, t
             )
         part.chmod(0o644)
         final = target_dir / blob.cache_name
-        part.replace(final)
+        replace(part, final, blob.sha256)
+    except InUse as error:  # not the disk: another process holds the file
+        raise DownloadError(f"{shown}: {error.filename}: {error.strerror}", local=True) from None
     except OSError as error:  # the network's errors are handled in the transfer: this is the disk
         raise DownloadError(f"{shown}: {cannot_write(target_dir, error)}", local=True) from None
     finally:
@@ -261,7 +264,13 @@ def _retry_after(headers: Any) -> float | None:
 
 
 def _tls_advice(error: BaseException) -> str:
-    return (
+    advice = (
         f"TLS failure: {error}. Fix: if a corporate proxy or mirror uses its own certificate "
         f"authority, point TIKTOKEN_ENCODINGS_OFFLINE_CA_BUNDLE (or SSL_CERT_FILE) at its CA bundle"
     )
+    if sys.platform == "darwin" and "CERTIFICATE_VERIFY_FAILED" in str(error):
+        advice += (
+            '; a python.org Python on macOS has no CA store until you run its "Install '
+            'Certificates.command" (in /Applications/Python 3.x), or pip install truststore'
+        )
+    return advice

@@ -13,9 +13,10 @@ single ``bytes.split``. The table format, version 1, all integers little-endian 
     runs     (first rank, count) pairs: the ranks of the tokens in order, e.g. one run (0, n)
 
 The separator is the byte held by the fewest tokens (in the real files, one: its own single-byte
-token). Files are named by their SHA-256, so gpt2's table, equal to r50k_base's, is stored once.
-``derived.tsv`` lists them: the source blob URL(s) and SHA-256(s), the file, its SHA-256 and size,
-and the format version. Nothing depends on time, paths or the Python version.
+token). Files are named by the first ``NAME_DIGITS`` hex digits of their SHA-256 (a member name of
+the wheel stays within 80 characters, for Windows' MAX_PATH), so gpt2's table, equal to
+r50k_base's, is stored once. ``derived.tsv`` lists them: the source blob URL(s) and SHA-256(s),
+the file, its full SHA-256 and size, and the format version. Nothing depends on time, paths or the Python version.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ FORMAT_VERSION = 1
 MAGIC = b"TEOranks"
 HEADER = struct.Struct("<8s6I")
 FOLDER = "fastpath"  # beside the data folder, inside the package
+NAME_DIGITS = 32  # a table's name: this many hex digits of its SHA-256 (derived.tsv keeps all 64)
 RECORD_NAME = "derived.tsv"
 RECORD_COLUMNS = ("source", "source_sha256", "file", "sha256", "size", "format")
 TIKTOKEN_BPE_SUFFIX = ".tiktoken"
@@ -101,6 +103,11 @@ def encode_ranks(ranks: Mapping[bytes, int]) -> bytes:
     return header + body + tail + struct.pack(f"<{2 * len(runs)}I", *(x for run in runs for x in run))
 
 
+def table_name(sha256: str) -> str:
+    """A table's file name: the start of its SHA-256, short enough for Windows' MAX_PATH."""
+    return f"{sha256[:NAME_DIGITS]}.ranks"
+
+
 def sources(manifest: Any, urls: Sequence[str]) -> list[tuple[str, ...]]:
     """The argument URLs of each tiktoken loader call the carried encodings make, once each."""
     found: dict[tuple[str, ...], None] = {}
@@ -127,7 +134,7 @@ def write_derived(manifest: Any, blobs: Sequence[Any], blob_dir: Path, out: Path
         ranks = tiktoken_bpe_ranks(contents[0]) if len(source) == 1 else data_gym_ranks(*contents)
         table = encode_ranks(ranks)
         digest = hashlib.sha256(table).hexdigest()
-        path = out / f"{digest}.ranks"
+        path = out / table_name(digest)
         if not path.exists():  # gpt2 and r50k_base share one table
             write_file(path, table)
         shas = " ".join(by_url[url].sha256 for url in source)

@@ -22,7 +22,7 @@ from typing import Any, Callable
 from .download import DownloadError, Policy, download
 from .files import abandoned, new_part, sha256_file
 from .manifest import Blob
-from .transport import Opener, Stop, mirror_url
+from .transport import SLICE, Opener, Stop, mirror_url
 
 
 @dataclass(frozen=True)
@@ -120,8 +120,8 @@ def _download_all(
                 for blob in missing
             }
             pending = set(futures)
-            while pending:
-                _, pending = concurrent.futures.wait(pending, timeout=max(0.05, stop.remaining()))
+            while pending:  # in slices: Windows' Python <= 3.13 cannot interrupt a lock wait for Ctrl-C
+                _, pending = concurrent.futures.wait(pending, timeout=min(SLICE, max(0.05, stop.remaining())))
                 if stop.remaining() <= 0:
                     stop.stop("deadline")  # ends blocked reads; each thread reports its own file
         for future, blob in futures.items():

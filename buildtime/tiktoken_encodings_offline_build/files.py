@@ -19,10 +19,16 @@ from typing import BinaryIO
 READ_SIZE = 1 << 20
 UNLOCKED_PART_AGE = 60.0  # seconds: an unlocked part this old belongs to a run that is gone
 UNLOCKABLE_PART_AGE = 3600.0  # the same where files cannot be locked (Windows): age alone decides
+REPLACE_TRIES = 10  # a rename refused because another process has the target open: retried
+REPLACE_PAUSE = 0.1  # seconds between the tries: about one second in all
 
 
 class DamagedFile(Exception):
     """A file's bytes are not the ones the manifest pins."""
+
+
+class InUse(PermissionError):
+    """A file could not be replaced: another process has it open (Windows refuses the rename then)."""
 
 
 def sha256_file(path: Path) -> str:
@@ -67,6 +73,33 @@ def abandoned(part: Path) -> bool:
     return True
 
 
+def replace(part: Path, destination: Path, sha256: str) -> None:
+    """Rename ``part`` over ``destination``, whose bytes must hash to ``sha256``.
+
+    Windows refuses (WinError 5) while another process has ``destination`` open: a parallel
+    build, an antivirus scan. A ``destination`` that already holds these bytes is kept then; else
+    the rename is tried again for about a second, and then ``InUse`` names the file.
+    """
+    for attempt in range(REPLACE_TRIES):
+        try:
+            part.replace(destination)
+            return
+        except PermissionError as error:
+            refused = error
+        with contextlib.suppress(OSError):  # gone, or unreadable: it is not the right file then
+            if sha256_file(destination) == sha256:
+                return
+        if attempt < REPLACE_TRIES - 1:
+            time.sleep(REPLACE_PAUSE)
+    raise InUse(
+        refused.errno,
+        f"cannot replace it: {refused.strerror or refused}; another process has it open (on Windows: a "
+        f"parallel build, an antivirus scan), or this user may not replace it. Fix: build again once "
+        f"that process is done with it, or check who owns the file",
+        str(destination),
+    )
+
+
 def write_file(destination: Path, data: bytes) -> None:
     """``destination`` holds ``data`` (mode 0644), written exclusively and renamed into place.
 
@@ -80,7 +113,9 @@ def write_file(destination: Path, data: bytes) -> None:
         with out:
             out.write(data)
         part.chmod(0o644)
-        part.replace(destination)
+        replace(part, destination, hashlib.sha256(data).hexdigest())
+    except InUse:
+        raise
     except OSError as error:
         raise OSError(error.errno, error.strerror, str(destination.parent)) from None
     finally:

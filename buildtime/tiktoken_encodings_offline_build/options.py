@@ -11,11 +11,13 @@ import math
 import os
 import sys
 import urllib.parse
+import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Callable
 
 from .fetch import FetchSettings
+from .transport import redact
 
 ENV_PREFIX = "TIKTOKEN_ENCODINGS_OFFLINE_"
 OPTION_KEYS = (
@@ -178,13 +180,21 @@ def _home_cache(log: Callable[[str], None]) -> Path | None:
 
 
 def network_advice(settings: FetchSettings, environ: Mapping[str, str]) -> str:
-    """What to check after a failed download: the settings that are set, else the plain route."""
+    """What to check after a failed download: the settings that are set, else the plain route.
+
+    A proxy may come from the system too (Windows' Internet Options, macOS' network settings):
+    urllib's ProxyHandler uses what ``urllib.request.getproxies()`` finds there.
+    """
     proxies = [name for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy") if environ.get(name)]
+    system = urllib.request.getproxies()
+    system_proxy = system.get("https") or system.get("http")
     checks = []
     if settings.mirror:
         checks.append("the mirror address (TIKTOKEN_ENCODINGS_OFFLINE_MIRROR)")
     if proxies:
         checks.append(f"the proxy ({proxies[0]})")
+    elif system_proxy:
+        checks.append(f"the proxy of the system's settings ({redact(system_proxy)}; NO_PROXY bypasses it)")
     if settings.ca_bundle or environ.get("SSL_CERT_FILE"):
         checks.append("the CA bundle (TIKTOKEN_ENCODINGS_OFFLINE_CA_BUNDLE / SSL_CERT_FILE)")
     if checks:

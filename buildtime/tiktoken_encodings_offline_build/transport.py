@@ -20,12 +20,16 @@ import os
 import select
 import socket
 import ssl
+import sys
 import threading
 import time
 import urllib.parse
 import urllib.request
 import weakref
+from pathlib import Path
 from typing import Any
+
+from . import tls
 
 SLICE = 0.2  # seconds: the longest a wait goes without looking at the Stop
 
@@ -126,8 +130,9 @@ def _connect_in_slices(sock: socket.socket, sockaddr: Any, timeout: float, stop:
         wait = min(SLICE, ends - time.monotonic())
         if wait <= 0:
             raise socket.timeout("timed out")
-        _, writable, _ = select.select([], [sock], [], wait)
-        if writable:
+        # Windows reports a refused connect in the exception set only, never as writable.
+        _, writable, failed = select.select([], [sock], [sock], wait)
+        if writable or failed:
             code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             if code:
                 raise OSError(code, os.strerror(code))
@@ -175,13 +180,27 @@ def mirror_credentials(mirror: str, token: str | None) -> tuple[str, str | None]
     if token:
         return clean, f"Bearer {token}"
     try:
-        entry = netrc.netrc(os.environ.get("NETRC")).authenticators(parts.hostname or "")
+        entry = netrc.netrc(netrc_file()).authenticators(parts.hostname or "")
     except (OSError, netrc.NetrcParseError):
         entry = None
     if entry:
         login, _, secret = entry
         return clean, "Basic " + base64.b64encode(f"{login or ''}:{secret or ''}".encode()).decode()
     return clean, None
+
+
+def netrc_file() -> str | None:
+    """``$NETRC``; else None, for the netrc module's ``~/.netrc`` (with its owner check); but on
+    Windows ``%USERPROFILE%\\_netrc`` when there is no ``.netrc``, as curl and git read it."""
+    if os.environ.get("NETRC"):
+        return os.environ["NETRC"]
+    try:
+        home = Path.home()
+    except (RuntimeError, KeyError):  # no home folder at all
+        return None
+    if sys.platform == "win32" and not (home / ".netrc").is_file() and (home / "_netrc").is_file():
+        return str(home / "_netrc")
+    return None
 
 
 # The opener
@@ -199,7 +218,7 @@ class Opener:
         read_timeout: float,
         stop: Stop,
     ) -> None:
-        context = ssl.create_default_context()
+        context = tls.default_context()
         if ca_bundle:
             context.load_verify_locations(cafile=ca_bundle)
         self.mirror: str | None = None  # without credentials

@@ -206,7 +206,7 @@ def read_derived(folder: str = FOLDER) -> list[DerivedRow] | None:
     """The rows of ``folder``'s derived.tsv: (source URLs, their SHA-256, the table's path, its
     SHA-256, its size, its format). None when there is no such file; ValueError (naming the file)
     when it is not exactly a record of this version. Each SHA-256 is 64 hex digits, and the table's
-    path is ``<its SHA-256>.ranks``: no row names a file outside ``folder``."""
+    name is the first 32 of them + ``.ranks``: no row names a file outside ``folder``."""
     path = os.path.join(folder, DERIVED_NAME)
     try:
         raw = read_regular_file(path, RECORD_LIMIT)
@@ -223,7 +223,7 @@ def read_derived(folder: str = FOLDER) -> list[DerivedRow] | None:
     rows = []
     for line in lines[:-1]:
         fields = line.split("\t")
-        if len(fields) != len(RECORD_COLUMNS) or fields[2] != f"{fields[3]}.ranks" or not fields[4].isdigit():
+        if len(fields) != len(RECORD_COLUMNS) or fields[2] != f"{fields[3][:32]}.ranks" or not fields[4].isdigit():
             raise ValueError(f"{path}: invalid row {line!r}")
         source, shas = tuple(fields[0].split(" ")), tuple(fields[1].split(" "))
         hashes_valid = _is_hex(fields[3], 64) and all(_is_hex(sha, 64) for sha in shas)

@@ -6,7 +6,7 @@
   ``tiktoken.registry``, not ``tiktoken``, so that a ``hook-tiktoken.py`` from tiktoken itself
   (its PRs #509 and #529 propose one) or from the user runs as well instead of replacing it.
 * ``hook-tiktoken_encodings_offline.py``: the vendored files and the record.
-* ``rthooks/pyi_rth_tiktoken_encodings_offline.py``: the frozen app has no site-packages and so
+* ``rthooks/pyi_rth_encodings_offline.py``: the frozen app has no site-packages and so
   no ``.pth``; this run-time hook installs the same start-up hook before the app's code runs.
 """
 
