@@ -129,11 +129,11 @@ def test_the_full_wheels_sbom_is_valid_and_covers_every_data_file(full_wheel: Pa
 def test_a_slim_wheels_sbom_lists_only_what_it_carries(files_dir: Path, tmp_path: Path) -> None:
     wheel, _ = build_wheel(tmp_path, build_env(files_dir, TIKTOKEN_ENCODINGS_OFFLINE_ENCODINGS="gpt2"))
     assert wheel is not None
-    bom = check_sbom(wheel, "0.1.0+gpt2", ["gpt2"])
+    bom = check_sbom(wheel, "0.1.0+g", ["gpt2"])
     names = sorted(c["name"] for c in bom["components"] if c["type"] == "data" and "pedigree" not in c)
     assert names[:2] == ["gpt-2/encodings/main/encoder.json", "gpt-2/encodings/main/vocab.bpe"]
     assert len(names) == 4  # and the two records
-    assert bom["metadata"]["component"]["purl"] == "pkg:pypi/tiktoken-encodings-offline@0.1.0%2Bgpt2"
+    assert bom["metadata"]["component"]["purl"] == "pkg:pypi/tiktoken-encodings-offline@0.1.0%2Bg"
 
 
 def test_the_sbom_depends_on_no_time_and_no_folder(files_dir: Path, full_wheel: Path, tmp_path: Path) -> None:
@@ -172,7 +172,7 @@ def test_a_staged_file_the_sbom_cannot_describe_is_an_error(files_dir: Path, tmp
     for blob in blobs:
         shutil.copyfile(files_dir / blob.path, data / blob.cache_name)
     fastpath.write_derived(MANIFEST, blobs, data, tables)
-    package = sbom.Package("tiktoken-encodings-offline", "0.1.0+r50kbase", "MIT", ["tiktoken>=0.7"], GPT2_LICENCE)
+    package = sbom.Package("tiktoken-encodings-offline", "0.1.0+r", "MIT", ["tiktoken>=0.7"], GPT2_LICENCE)
     folders = ((data, f"{PACKAGE}data"), (tables, f"{PACKAGE}fastpath"))
     assert json.loads(sbom.document(package, MANIFEST, blobs, *folders))["components"]
     for folder in (data, tables):
@@ -197,6 +197,6 @@ def test_hatchling_1_27_builds_without_an_sbom_and_says_why_once(files_dir: Path
     with zipfile.ZipFile(wheel) as archive:
         assert (
             "Generator: hatchling 1.27.0"
-            in archive.read("tiktoken_encodings_offline-0.1.0+r50kbase.dist-info/WHEEL").decode()
+            in archive.read("tiktoken_encodings_offline-0.1.0+r.dist-info/WHEEL").decode()
         )
         assert not [name for name in archive.namelist() if "/sboms/" in name]
