@@ -218,13 +218,66 @@ def test_a_damaged_member_of_the_archive_is_never_served_nor_copied(full_wheel: 
     assert everything_under(tmp_path / "home" / ".cache" / NAME) == []  # its temporary folder was removed
 
 
+def test_a_member_missing_from_the_archive_is_named(full_wheel: Path, tmp_path: Path) -> None:
+    blob = MANIFEST.blobs_for(["o200k_base"])[0]
+    member = f"tiktoken_encodings_offline/data/{blob.cache_name}"
+    archive = tmp_path / "missing.zip"
+    with zipfile.ZipFile(full_wheel) as source, zipfile.ZipFile(archive, "w") as target:
+        for info in source.infolist():
+            if info.filename != member:
+                target.writestr(info, source.read(info))
+    code = "import tiktoken; print(tiktoken.get_encoding('cl100k_base').n_vocab); tiktoken.get_encoding('o200k_base')"
+    result = run(offline([sys.executable, "-c", code]), env=private_env(tmp_path, archive), check=False)
+    assert result.stdout == "100277\n" and result.returncode != 0  # offline, the fall-back download fails
+    assert f"cannot read {archive}/{member} (not in the archive)" in result.stderr
+
+
+def test_a_stale_temporary_folder_of_a_killed_process_is_removed(zipped: Path, tmp_path: Path) -> None:
+    env = private_env(tmp_path, zipped)
+    ours = tmp_path / "home" / ".cache" / NAME
+    ours.mkdir(parents=True, mode=0o700)
+    gone, recent, alive = ours / ".99999999.old", ours / ".99999998.new", ours / f".{os.getpid()}.mine"
+    for folder in (gone, recent, alive):
+        folder.mkdir()
+        (folder / "partial").write_bytes(b"x")
+    for folder in (gone, alive):
+        os.utime(folder, (0, 0))  # made in 1970
+    run(offline([sys.executable, "-m", "tiktoken_encodings_offline", "path"]), env=env)
+    assert not gone.exists()  # its process is gone and it is old
+    assert recent.exists() and alive.exists()  # another host's process may still be writing it; this one lives
+
+
+@pytest.fixture(scope="module")
+def slim_wheel(files_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("slim")
+    wheel, _ = build_wheel(out / "dist", build_env(files_dir, TIKTOKEN_ENCODINGS_OFFLINE_ENCODINGS="cl100k_base"))
+    assert wheel is not None
+    return wheel
+
+
+def test_what_the_copy_does_not_serve_comes_from_tiktokens_default_cache_never_into_the_copy(
+    slim_wheel: Path, files_dir: Path, tmp_path: Path
+) -> None:
+    env = private_env(tmp_path, slim_wheel)
+    folder = Path(run(offline([sys.executable, "-m", "tiktoken_encodings_offline", "path"]), env=env).stdout.strip())
+    default_cache = tmp_path / "tmp" / "data-gym-cache"  # where plain tiktoken keeps what it downloads
+    default_cache.mkdir()
+    for blob in MANIFEST.blobs_for(["gpt2"]):
+        shutil.copyfile(files_dir / blob.path, default_cache / blob.cache_name)
+    before = everything_under(folder)
+    code = "import os, tiktoken; n = tiktoken.get_encoding('gpt2').n_vocab; print(os.environ['TIKTOKEN_CACHE_DIR'], n)"
+
+    result = run(offline([sys.executable, "-c", code]), env=env)
+
+    assert result.stdout.split() == [str(folder), "50257"]  # the copy is registered, gpt2 read from the default
+    assert everything_under(folder) == before
+
+
 def test_a_zipped_slim_wheel_in_strict_mode_names_the_encoding_it_does_not_carry(
-    files_dir: Path, tmp_path: Path
+    slim_wheel: Path, tmp_path: Path
 ) -> None:
     # The message reads the manifest out of the zip (through the module's loader), not from a path.
-    wheel, _ = build_wheel(tmp_path / "dist", build_env(files_dir, TIKTOKEN_ENCODINGS_OFFLINE_ENCODINGS="cl100k_base"))
-    assert wheel is not None
-    env = private_env(tmp_path, wheel, TIKTOKEN_ENCODINGS_OFFLINE_STRICT="1")
+    env = private_env(tmp_path, slim_wheel, TIKTOKEN_ENCODINGS_OFFLINE_STRICT="1")
     code = "import tiktoken; tiktoken.get_encoding('o200k_harmony')"
     result = run(offline([sys.executable, "-c", code]), env=env, check=False)
     assert result.returncode == 1
