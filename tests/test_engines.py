@@ -30,7 +30,7 @@ O200K_FILE = "fb374d419588a4632f3f557e76b4b70aebbca790"  # o200k_base's file: on
 ENGINES = ("pyspark>=4.0", "dask[distributed]>=2024.1", "ray>=2.30")
 # What each worker sends back: the ids of every encoding, where the package was loaded from,
 # and the worker's process id (the work must have left the driver's process).
-WORK = f'''
+WORK = f"""
 import json, os, sys
 
 TEXT = {MIXED_TEXT!r}
@@ -46,8 +46,10 @@ def encode(name):
 
 def report(results):
     print(json.dumps({{"results": results, "driver": os.getpid()}}))
-'''
-SPARK = WORK + '''
+"""
+SPARK = (
+    WORK
+    + """
 from pyspark.sql import SparkSession
 
 names = sys.argv[1].split(",")
@@ -59,8 +61,11 @@ spark = (
 )
 report(spark.sparkContext.parallelize(names, len(names)).map(encode).collect())
 spark.stop()
-'''
-DASK = WORK + '''
+"""
+)
+DASK = (
+    WORK
+    + """
 if __name__ == "__main__":
     from distributed import Client, LocalCluster
 
@@ -68,15 +73,19 @@ if __name__ == "__main__":
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                       dashboard_address=None) as cluster, Client(cluster) as client:
         report(client.gather(client.map(encode, names)))
-'''
-RAY = WORK + '''
+"""
+)
+RAY = (
+    WORK
+    + """
 import ray
 
 names = sys.argv[1].split(",")
 ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", _temp_dir=sys.argv[2])
 report(ray.get([ray.remote(encode).remote(name) for name in names]))
 ray.shutdown()
-'''
+"""
+)
 
 
 @pytest.fixture(scope="module")
@@ -175,3 +184,18 @@ def test_ray_local(venvs: dict[str, Path], reference: dict[str, object], tmp_pat
         assert list(ray_tmp.rglob(O200K_FILE)) == []
     finally:
         shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def test_spark_submit_py_files_never_imports_a_whl(
+    venvs: dict[str, Path], full_wheel: Path, reference: dict[str, object], tmp_path: Path
+) -> None:
+    # Why the README says to rename it: the same wheel as a .whl is copied to the executors and
+    # left off their sys.path, so tiktoken goes to the network, which is not there.
+    script = tmp_path / "job.py"
+    script.write_text(SPARK)
+    bare = venvs["bare"]
+    env = java_env(engine_env(tmp_path, PYSPARK_PYTHON=str(bare)))
+    submit = [str(bare.parent / "spark-submit"), "--master", "local[2]", "--py-files", str(full_wheel), str(script)]
+    result = run(offline([*submit, "cl100k_base"]), env=env, check=False)
+    assert result.returncode != 0
+    assert "ConnectionError" in result.stderr or "NameResolutionError" in result.stderr, result.stderr[-3000:]

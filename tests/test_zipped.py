@@ -139,7 +139,7 @@ def test_processes_racing_to_make_the_copy_make_one(zipped: Path, tmp_path: Path
     assert [p.name for p in (tmp_path / "home" / ".cache" / NAME).iterdir()] == [Path(outputs[0][0].strip()).name]
 
 
-@pytest.mark.parametrize("plant", ["a link", "another owner", "world-writable"])
+@pytest.mark.parametrize("plant", ["a link", "a file", "another owner", "world-writable"])
 def test_a_planted_folder_is_never_used(zipped: Path, tmp_path: Path, plant: str) -> None:
     env = private_env(tmp_path, zipped)
     elsewhere = tmp_path / "elsewhere"
@@ -148,6 +148,9 @@ def test_a_planted_folder_is_never_used(zipped: Path, tmp_path: Path, plant: str
         ours.parent.mkdir(exist_ok=True)
         if plant == "a link":
             ours.symlink_to(elsewhere)
+        elif plant == "a file":
+            ours.write_bytes(b"")
+            ours.chmod(0o600)
         else:
             ours.mkdir(mode=0o700)
             if plant == "another owner":
@@ -161,9 +164,12 @@ def test_a_planted_folder_is_never_used(zipped: Path, tmp_path: Path, plant: str
     assert result.returncode == 1 and result.stdout.strip().endswith("/data")
     assert "no safe folder for a copy of its files" in result.stderr
     assert "python -m tiktoken_encodings_offline export DIR" in result.stderr
-    assert {"a link": "is not a folder", "another owner": "belongs to user 65534", "world-writable": "mode 777"}[
-        plant
-    ] in result.stderr
+    assert {
+        "a link": "is not a folder",
+        "a file": "is not a folder",
+        "another owner": "belongs to user 65534",
+        "world-writable": "mode 777",
+    }[plant] in result.stderr
     assert copies_of_the_data(tmp_path) == [] and list(elsewhere.iterdir()) == []
     # tiktoken is still served from the archive, with the one notice
     code = (
