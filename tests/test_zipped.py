@@ -106,6 +106,8 @@ def test_path_makes_one_checked_copy_that_outlives_the_command_and_later_process
     zipped: Path, tmp_path: Path
 ) -> None:
     env = private_env(tmp_path, zipped)
+    loads = "import os, tiktoken; tiktoken.get_encoding('gpt2'); print('TIKTOKEN_CACHE_DIR' in os.environ)"
+    assert run(offline([sys.executable, "-c", loads]), env=env).stdout == "False\n"  # served with no folder
     command = offline([sys.executable, "-W", "error", "-m", "tiktoken_encodings_offline", "path"])
     first, second = run(command, env=env), run(command, env=env)
 
@@ -117,9 +119,10 @@ def test_path_makes_one_checked_copy_that_outlives_the_command_and_later_process
         assert hashlib.sha256((folder / blob.cache_name).read_bytes()).hexdigest() == blob.sha256
     assert [p.name for p in folder.parent.iterdir()] == [folder.name]  # no temporary folder left
 
-    # A later process registers the copy for child processes and openai-harmony ...
-    code = "import os, tiktoken; tiktoken.get_encoding('gpt2'); print(os.environ['TIKTOKEN_RS_CACHE_DIR'])"
+    # where() in a later process finds it and registers it for child processes and openai-harmony ...
+    code = "import os, tiktoken_encodings_offline as t; t.where(); print(os.environ['TIKTOKEN_RS_CACHE_DIR'])"
     assert run(offline([sys.executable, "-c", code]), env=env).stdout.strip() == str(folder)
+    assert run(offline([sys.executable, "-c", loads]), env=env).stdout == "False\n"  # activation never does
     # ... and plain tiktoken (no package at all) reads it offline
     plain = clean_env(TIKTOKEN_CACHE_DIR=str(folder), TMPDIR=str(tmp_path / "tmp"))
     code = "import tiktoken; print(tiktoken.get_encoding('o200k_base').encode('hello world'))"
@@ -199,7 +202,7 @@ def test_a_damaged_copy_is_named_and_not_registered(zipped: Path, tmp_path: Path
 
     assert result.returncode == 1
     assert f"{damaged} is damaged" in result.stderr and f"remove {folder}, it is made anew" in result.stderr
-    code = "import os, tiktoken; tiktoken.get_encoding('cl100k_base'); print('TIKTOKEN_CACHE_DIR' in os.environ)"
+    code = "import os, tiktoken_encodings_offline as t; t.where(); print('TIKTOKEN_CACHE_DIR' in os.environ)"
     assert run(offline([sys.executable, "-c", code]), env=env).stdout.strip() == "False"
 
 
@@ -271,11 +274,13 @@ def test_what_the_copy_does_not_serve_comes_from_tiktokens_default_cache_never_i
     for blob in MANIFEST.blobs_for(["gpt2"]):
         shutil.copyfile(files_dir / blob.path, default_cache / blob.cache_name)
     before = everything_under(folder)
-    code = "import os, tiktoken; n = tiktoken.get_encoding('gpt2').n_vocab; print(os.environ['TIKTOKEN_CACHE_DIR'], n)"
+    code = (
+        "import os, tiktoken, tiktoken_encodings_offline as t; print(t.where(), tiktoken.get_encoding('gpt2').n_vocab)"
+    )
 
     result = run(offline([sys.executable, "-c", code]), env=env)
 
-    assert result.stdout.split() == [str(folder), "50257"]  # the copy is registered, gpt2 read from the default
+    assert result.stdout.split() == [str(folder), "50257"]  # the copy registered, gpt2 read from the default
     assert everything_under(folder) == before
 
 

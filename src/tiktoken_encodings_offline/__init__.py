@@ -37,8 +37,9 @@ def where() -> str:
     """The folder holding the vendored files under tiktoken's cache names.
 
     It is a valid ``TIKTOKEN_CACHE_DIR`` / ``TIKTOKEN_RS_CACHE_DIR``. Treat it as read-only. In a
-    zipped install it is a checked copy made once per user (see ``_zipped``); when no safe place
-    for it exists, a notice says so and this is the path inside the archive.
+    zipped install it is a checked copy made once per user (see ``_zipped``), which this call
+    registers as those variables where unset; when no safe place for it exists, a notice says so
+    and this is the path inside the archive.
     """
     return _where_and_problem()[0]
 
@@ -49,9 +50,11 @@ def _where_and_problem() -> tuple[str, str | None]:
         if IN_ARCHIVE:
             from ._zipped import user_folder
 
-            folder, problem = user_folder(create=True)
+            folder, problem = user_folder()
             if problem:
                 _notice(problem)
+            elif folder and not _env_flag(DISABLE_ENV):
+                _register_environment(folder, installation()[0])
             _where = folder or DATA_DIR, problem
         else:
             _where = DATA_DIR, None
@@ -96,8 +99,8 @@ def activate() -> None:
         rows, problem, _ = installation()
         if problem:
             _notice(problem)
-        else:
-            _register_environment(rows)
+        elif not IN_ARCHIVE:  # a zipped install has no folder until where() makes one
+            _register_environment(DATA_DIR, rows)
         if "tiktoken.load" in sys.modules or "tiktoken" in sys.modules:
             from ._runtime import install
 
@@ -106,19 +109,8 @@ def activate() -> None:
         _notice(f"not active, tiktoken works as without it ({type(error).__name__}: {error})")
 
 
-def _register_environment(rows: list[Row]) -> None:
-    """Point tiktoken's and harmony's cache variables at an intact folder, where they are unset.
-
-    A zipped install registers its copy only once one was made (by ``where()``, ``path``).
-    """
-    if IN_ARCHIVE:
-        from ._zipped import user_folder
-
-        folder = user_folder(create=False)[0]
-        if folder is None:
-            return
-    else:
-        folder = DATA_DIR
+def _register_environment(folder: str, rows: list[Row]) -> None:
+    """Point tiktoken's and harmony's cache variables at an intact folder, where they are unset."""
     if "TIKTOKEN_CACHE_DIR" not in os.environ and "DATA_GYM_CACHE_DIR" not in os.environ:
         os.environ["TIKTOKEN_CACHE_DIR"] = folder
     files = {row[1] for row in rows}

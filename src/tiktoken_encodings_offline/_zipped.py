@@ -2,7 +2,8 @@
 
 tiktoken itself is served straight from the archive (``_files``). openai-harmony and child
 processes that do not import this package need ``TIKTOKEN_RS_CACHE_DIR`` / ``TIKTOKEN_CACHE_DIR``:
-a folder. It is made once per user and per content, and reused by every later process:
+a folder. ``where()`` makes it once per user and per content (later calls, in any process,
+reuse it) and registers it as those variables; activation never touches it:
 
     $XDG_CACHE_HOME (or ~/.cache, or the temporary folder)/tiktoken-encodings-offline[-<uid>]/<digest>
 
@@ -27,20 +28,17 @@ NAME = "tiktoken-encodings-offline"
 STALE_SECONDS = 600  # a temporary folder left this long by a process that is gone is removed
 
 
-def user_folder(create: bool = True) -> tuple[str | None, str | None]:
-    """The checked copy of the archive's files, made if ``create`` and missing; or None and why
-    not (None when ``create`` is false and there is none yet). Never raises."""
+def user_folder() -> tuple[str | None, str | None]:
+    """The checked copy of the archive's files, made if missing; or None and why not. Never raises."""
     try:
         rows, problem, _ = installation()
         if problem:
             return None, problem
-        parent, why = _private_parent(create)
+        parent, why = _private_parent()
         if parent is None:
             return None, why
         folder = os.path.join(parent, _digest(rows))
         if not os.path.lexists(folder):
-            if not create:
-                return None, None
             _make(parent, folder, rows)
         why = _check(folder, rows)
         if why:
@@ -78,19 +76,17 @@ def _candidates() -> list[tuple[str, str]]:
     return places
 
 
-def _private_parent(create: bool) -> tuple[str | None, str | None]:
-    """Our folder (made if missing and ``create``) in the first place that is safe; else why none is."""
+def _private_parent() -> tuple[str | None, str | None]:
+    """Our folder (made if missing) in the first place that is safe; else why none is."""
     refused = []
     for base, ours in _candidates():
-        if create and not os.path.lexists(base):
+        if not os.path.lexists(base):
             try:  # noqa: SIM105 - checked below
                 os.mkdir(base, 0o700)  # ~/.cache, one level: never a whole made-up path
             except OSError:
                 pass
         why = _unsafe(base, base=True)
         if why is None and not os.path.lexists(ours):
-            if not create:
-                continue
             try:
                 os.mkdir(ours, 0o700)
             except FileExistsError:
@@ -101,8 +97,6 @@ def _private_parent(create: bool) -> tuple[str | None, str | None]:
         if why is None:
             return ours, None
         refused.append(why)
-    if not create:
-        return None, None
     return None, (
         f"no safe folder for a copy of its files ({'; '.join(refused)}); tiktoken is served from the archive; "
         "for a folder (openai-harmony, TIKTOKEN_CACHE_DIR) run: python -m tiktoken_encodings_offline export DIR"
