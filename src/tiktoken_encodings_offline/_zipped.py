@@ -183,6 +183,8 @@ def _remove_stale(parent: str) -> None:
 
 
 def _alive(pid: int) -> bool:
+    if os.name == "nt":  # os.kill would end the process there: never remove anything
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
