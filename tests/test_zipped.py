@@ -113,7 +113,7 @@ def test_path_makes_one_checked_copy_that_outlives_the_command_and_later_process
 
     folder = Path(first.stdout.strip())
     assert second.stdout == first.stdout and first.stderr == second.stderr == ""
-    assert folder.parent == tmp_path / "home" / ".cache" / NAME
+    assert folder.parent == tmp_path / "home" / ".cache" / NAME and folder.name.startswith("zipped-")
     assert oct(folder.parent.stat().st_mode & 0o777) == "0o700"
     for blob in MANIFEST.blobs.values():
         assert hashlib.sha256((folder / blob.cache_name).read_bytes()).hexdigest() == blob.sha256

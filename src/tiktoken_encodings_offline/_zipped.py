@@ -5,9 +5,11 @@ processes that do not import this package need ``TIKTOKEN_RS_CACHE_DIR`` / ``TIK
 a folder. ``where()`` makes it once per user and per content (later calls, in any process,
 reuse it) and registers it as those variables; activation never touches it:
 
-    $XDG_CACHE_HOME (or ~/.cache, or the temporary folder)/tiktoken-encodings-offline[-<uid>]/<digest>
+    $XDG_CACHE_HOME (or ~/.cache, or the temporary folder)/tiktoken-encodings-offline[-<uid>]/zipped-<digest>
 
-``<digest>``: the SHA-256 of the record's rows, which hold every file's SHA-256. Every file is
+(the build's download cache shares ``~/.cache/tiktoken-encodings-offline``; its files are named
+by their SHA-1, never ``zipped-*`` nor ``.<pid>.*``). ``<digest>``: the SHA-256 of the record's
+rows, which hold every file's SHA-256. Every file is
 hashed before the folder is renamed into place, complete. The folders on the way are checked:
 no link, the right owner, no one else may write there. Nothing is removed at exit: a fork, a kill,
 a pool's termination leave the one shared copy as it is.
@@ -37,7 +39,7 @@ def user_folder() -> tuple[str | None, str | None]:
         parent, why = _private_parent()
         if parent is None:
             return None, why
-        folder = os.path.join(parent, _digest(rows))
+        folder = os.path.join(parent, f"zipped-{_digest(rows)}")
         if not os.path.lexists(folder):
             _make(parent, folder, rows)
         why = _check(folder, rows)
