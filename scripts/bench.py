@@ -44,6 +44,10 @@ FIRST_LOAD_GOALS = {
 }  # fmt: skip - the others: 0.70
 
 
+# The run-time rows ``--only`` can pick (Bench methods).
+RUN_TIME_ROWS = ("import_time", "first_load", "zipped_first_load", "peak_memory", "overhead", "eight_processes")
+
+
 class Bench:
     def __init__(self, files: Path, work: Path, repeat: int) -> None:
         self.files, self.work, self.repeat = files, work, repeat
@@ -209,6 +213,28 @@ class Bench:
                      f"{min(wheel_times) * 1e3:.0f} / {min(plain_times) * 1e3:.0f} ms = {ratio:.3f} "
                      f"(median {median:.2f})", f"<= {goal:.2f}", ratio <= goal)  # fmt: skip
 
+    def zipped_first_load(self, wheel: Path) -> None:
+        """The first load in a zipped install (the wheel as a .zip on PYTHONPATH), against the warm cache."""
+        archive = self.work / "tiktoken_encodings_offline.zip"
+        shutil.copyfile(wheel, archive)
+        _, plain = self.sides(self.work)
+        home = self.work / "zipped-home"  # nothing may be extracted: HOME and TMPDIR must stay empty
+        home.mkdir(exist_ok=True)
+        zipped = clean_env(PYTHONPATH=str(archive), PYTHONHASHSEED="0", HOME=str(home), TMPDIR=str(home))
+        zipped.pop("XDG_CACHE_HOME", None)
+        for name in ("o200k_base", "cl100k_base"):
+            code = f"import time\nt = time.process_time()\nimport tiktoken\ntiktoken.get_encoding({name!r})\n"
+            code += "print(time.process_time() - t)"
+            zipped_times, plain_times = [], []
+            for _ in range(self.repeat):
+                zipped_times.append(float(self.python(code, zipped)))
+                plain_times.append(float(self.python(code, plain)))
+            ratio = min(zipped_times) / min(plain_times)
+            left = sorted(str(p.relative_to(home)) for p in home.rglob("*"))
+            self.row(f"zipped install: import tiktoken + get_encoding({name}) / warm cache, CPU, best", ratio,
+                     f"{min(zipped_times) * 1e3:.0f} / {min(plain_times) * 1e3:.0f} ms = {ratio:.3f}"
+                     + (f", left {left}" if left else ""), "<= 0.80", ratio <= 0.80 and not left)  # fmt: skip
+
     def sides(self, target: Path) -> tuple[dict[str, str], dict[str, str]]:
         """The environments of a process using the wheel, and of plain tiktoken with its warm cache."""
         warm = self.work / "tiktoken-warm-cache"
@@ -284,7 +310,11 @@ def main() -> int:
     parser.add_argument("--files", type=Path, default=ROOT.parent / "shared" / "encodings-mirror")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--repeat", type=int, default=40, help="runs per timing (best of N, N >= 15)")
+    parser.add_argument("--wheel", type=Path, help="with --only: the wheel to measure (no fetch or build rows)")
+    parser.add_argument("--only", nargs="+", choices=RUN_TIME_ROWS, help="only these run-time rows (needs --wheel)")
     args = parser.parse_args()
+    if args.only and not args.wheel:
+        parser.error("--only needs --wheel")
     if not (args.files / "SHA256SUMS").is_file():
         parser.error(f"no encoding files at {args.files} (pass --files)")
 
@@ -292,6 +322,12 @@ def main() -> int:
     print(f"{platform.node()}: {os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}")
     with tempfile.TemporaryDirectory(prefix="tiktoken-bench-") as work:
         bench = Bench(args.files.resolve(), Path(work), args.repeat)
+        if args.only:
+            target = bench.install(args.wheel)
+            bench.sides(target)  # makes tiktoken's warm cache, which the rows compare against
+            for name in args.only:
+                getattr(bench, name)(args.wheel if name == "zipped_first_load" else target)
+            return _report(bench, started, args.json)
         steps: list[Callable[[], Any]] = [bench.link_bound, bench.server_bound, bench.resumed]
         for step in steps:
             step()
@@ -302,16 +338,21 @@ def main() -> int:
         startup_rows(bench, wheel)
         bench.import_time(target)
         bench.first_load(target)
+        bench.zipped_first_load(wheel)
         bench.peak_memory(target)
         bench.overhead(target)
         bench.eight_processes(target)
+    return _report(bench, started, args.json)
+
+
+def _report(bench: Bench, started: float, json_path: Path | None) -> int:
     elapsed = time.monotonic() - started
     missed = [row["what"] for row in bench.rows if row["ok"] is False]
     print(f"{len(bench.rows)} rows in {elapsed:.0f} s; " + (f"MISSED: {missed}" if missed else "every goal holds"))
-    if args.json:
+    if json_path:
         machine = {"node": platform.node(), "cpus": os.cpu_count(), "python": platform.python_version(),
                    "platform": platform.platform()}  # fmt: skip
-        args.json.write_text(json.dumps({"machine": machine, "seconds": elapsed, "rows": bench.rows}, indent=2))
+        json_path.write_text(json.dumps({"machine": machine, "seconds": elapsed, "rows": bench.rows}, indent=2))
     return 1 if missed else 0
 
 

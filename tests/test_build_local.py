@@ -33,6 +33,7 @@ CODE_MEMBERS = {
     "tiktoken_encodings_offline/_doctor.py",
     "tiktoken_encodings_offline/_export.py",
     "tiktoken_encodings_offline/_fallback.py",
+    "tiktoken_encodings_offline/_files.py",
     "tiktoken_encodings_offline/_manifest.py",
     "tiktoken_encodings_offline/_runtime.py",
     "tiktoken_encodings_offline/_verify.py",

@@ -261,17 +261,6 @@ def test_a_damaged_blob_is_never_served(target_install: Path) -> None:
     assert [f["file"] for f in damaged] == [blob.cache_name]
 
 
-def test_the_zip_loader_path_extracts_the_folder(full_wheel: Path, reference: dict[str, object]) -> None:
-    code = (
-        "import sys; sys.path.insert(0, sys.argv[1])\n"
-        "import tiktoken_encodings_offline as t, tiktoken, os\n"
-        "assert '.whl' in t.__file__ and os.path.isdir(t.where()), t.where()\n"
-        "print(tiktoken.get_encoding('o200k_base').encode('hello world'))"
-    )
-    result = run(offline([sys.executable, "-c", code, str(full_wheel)]), env=clean_env())
-    assert result.stdout.strip() == "[24912, 2375]"
-
-
 @pytest.fixture(scope="session")
 def slim_venv(files_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("slim")

@@ -11,6 +11,7 @@ its first encoding, and the plugin activates the package. Importing it activates
 
 ``TIKTOKEN_ENCODINGS_OFFLINE_DISABLE=1`` turns all of it off. A damaged installation never
 raises: tiktoken carries on as without the package, with one line on stderr saying what to fix.
+The reading is in ``_files``; a zipped install's folder, made only when asked for, in ``_zipped``.
 """
 
 from __future__ import annotations
@@ -18,167 +19,46 @@ from __future__ import annotations
 import os
 import sys
 
+from ._files import DATA_DIR, DISABLE_ENV, HARMONY_FILES, IN_ARCHIVE, _env_flag, _notice, installation
+
 TYPE_CHECKING = False  # typing costs more to import than this whole package may take
 if TYPE_CHECKING:
     from ._fallback import EncodingNotVendoredError
+    from ._files import Row
     from ._verify import VerifyResult
-
-    Row = tuple[str, str, str, str, int]  # a row of the record: encoding, file, url, sha256, size
 
 __version__ = "0.1.0"
 __all__ = ["EncodingNotVendoredError", "activate", "encodings", "verify", "where"]
 
-DISABLE_ENV = "TIKTOKEN_ENCODINGS_OFFLINE_DISABLE"
-STRICT_ENV = "TIKTOKEN_ENCODINGS_OFFLINE_STRICT"
-RECORD_NAME = "vendored.tsv"
-RECORD_HEADER = "encoding\tfile\turl\tsha256\tsize"
-RECORD_LIMIT = 1 << 20  # bytes of a record read at most: a whole one is a few kB
-FIX = "reinstall the wheel (pip install --force-reinstall --no-deps tiktoken-encodings-offline)"
-# The two files openai-harmony reads (o200k_base's and cl100k_base's), by tiktoken cache name:
-# TIKTOKEN_RS_CACHE_DIR points at the vendored folder only when both are here.
-HARMONY_FILES = ("fb374d419588a4632f3f557e76b4b70aebbca790", "9b5ad71b2ce5302211f9c61530b329a4922fc6a4")
-
-PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
-_where: str | None = None
-_where_problem: str | None = None
-_state: tuple[list[Row], str | None, dict[str, str]] | None = None
-_said: set[str] = set()
-_quiet = False  # the command line reports in one line of its own
+_where: tuple[str, str | None] | None = None
 
 
 def where() -> str:
     """The folder holding the vendored files under tiktoken's cache names.
 
-    It is a valid ``TIKTOKEN_CACHE_DIR`` / ``TIKTOKEN_RS_CACHE_DIR``. Treat it as read-only.
+    It is a valid ``TIKTOKEN_CACHE_DIR`` / ``TIKTOKEN_RS_CACHE_DIR``. Treat it as read-only. In a
+    zipped install it is a checked copy made once per user (see ``_zipped``), which this call
+    registers as those variables where unset; when no safe place for it exists, a notice says so
+    and this is the path inside the archive.
     """
-    global _where, _where_problem
+    return _where_and_problem()[0]
+
+
+def _where_and_problem() -> tuple[str, str | None]:
+    global _where
     if _where is None:
-        here = os.path.join(PACKAGE_DIR, "data")
-        if not os.path.isdir(here):  # a loader with no file system path (a zip)
-            from ._zipped import extracted_data_dir
+        if IN_ARCHIVE:
+            from ._zipped import user_folder
 
-            extracted, _where_problem = extracted_data_dir(__name__, __file__)
-            here = extracted or here
-        _where = here
+            folder, problem = user_folder()
+            if problem:
+                _notice(problem)
+            elif folder and not _env_flag(DISABLE_ENV):
+                _register_environment(folder, installation()[0])
+            _where = folder or DATA_DIR, problem
+        else:
+            _where = DATA_DIR, None
     return _where
-
-
-def installation() -> tuple[list[Row], str | None, dict[str, str]]:
-    """``inspect(where())``, once per process."""
-    global _state
-    if _state is None:
-        rows, problem, unusable = inspect(where())
-        _state = rows, _where_problem or problem, unusable
-    return _state
-
-
-def inspect(folder: str) -> tuple[list[Row], str | None, dict[str, str]]:
-    """The record's rows, what is wrong with the folder (None: nothing found, or a line naming the
-    file and the fix), and each listed file that cannot be used (cache name -> why). Never raises.
-
-    Only what costs a few system calls is checked here: this runs on every import. The runtime
-    checks each file's SHA-256 when it serves it, and that each name is the SHA-1 of its URL.
-    """
-    rows, problem = read_rows(folder)
-    unusable = unusable_files(folder, rows)
-    if problem is None and unusable:
-        problem = "; ".join(f"{os.path.join(folder, name)} {why}" for name, why in unusable.items()) + f"; {FIX}"
-    return rows, problem, unusable
-
-
-def read_rows(folder: str) -> tuple[list[Row], str | None]:
-    """The rows of ``folder``'s record, or none and what is wrong with it (naming the file and the fix)."""
-    path = os.path.join(folder, RECORD_NAME)
-    try:
-        raw = read_regular_file(path, RECORD_LIMIT)
-    except FileNotFoundError:
-        return [], f"{path} is missing; {FIX}"
-    except OSError as error:
-        return [], f"{damage_or_error(path, error)}; {FIX}"
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        text = ""
-    lines = text.split("\n")
-    rows: list[Row] = []
-    for number, line in enumerate(lines[1:-1], start=2):
-        fields = line.split("\t")
-        if not _is_row(fields):
-            return [], f"{path} is damaged (line {number} is not: encoding, file, url, sha256, size); {FIX}"
-        rows.append((fields[0], fields[1], fields[2], fields[3], int(fields[4])))
-    if not raw:
-        what = "empty"
-    elif not text:
-        what = "not UTF-8 text"
-    elif lines[0] != RECORD_HEADER:
-        what = "its first line is not the header"
-    elif lines[-1]:
-        what = "truncated: its last line is cut"
-    elif not rows:
-        what = "it lists no file"
-    else:
-        return rows, None
-    return [], f"{path} is damaged ({what}); {FIX}"
-
-
-def _is_row(fields: list[str]) -> bool:
-    """Five fields: encoding, a SHA-1 file name, url, a SHA-256, a size in bytes."""
-    if len(fields) != 5:
-        return False
-    size = fields[4]
-    return _is_hex(fields[1], 40) and _is_hex(fields[3], 64) and size.isascii() and size.isdigit()
-
-
-def _is_hex(text: str, length: int) -> bool:
-    # strip() leaves nothing exactly when every character is a lowercase hex digit: one C call
-    return len(text) == length and not text.strip("0123456789abcdef")
-
-
-def unusable_files(folder: str, rows: list[Row]) -> dict[str, str]:
-    """Each listed file that is not there with its recorded size (a stat each, no reading)."""
-    unusable = {}
-    for file, size in {row[1]: row[4] for row in rows}.items():
-        try:
-            found = os.stat(os.path.join(folder, file)).st_size
-        except FileNotFoundError:
-            unusable[file] = "is missing"
-            continue
-        except OSError as error:
-            unusable[file] = f"cannot be read ({error.strerror or error})"
-            continue
-        if found != size:
-            unusable[file] = f"is damaged ({found} bytes, {size} expected)"
-    return unusable
-
-
-def read_record(folder: str) -> tuple[list[Row], str | None, dict[str, str]]:
-    """The rows of the encodings ``folder`` can serve, what is wrong with it, and why each listed
-    URL it cannot serve is not served (URL -> a line naming the file and the fix). Never raises.
-
-    A damaged record, or one with a row whose file is not the SHA-1 of its URL, serves nothing;
-    an encoding with a file that is missing or of the wrong size is left out.
-    """
-    rows, problem, unusable = installation() if folder == where() else inspect(folder)
-    misnamed = misnamed_row(folder, rows)
-    damaged: dict[str, str] = {}
-    for _, file, url, _, _ in rows:
-        if misnamed:
-            damaged[url] = misnamed
-        elif file in unusable:
-            damaged[url] = f"{os.path.join(folder, file)} {unusable[file]}; {FIX}"
-    left_out = {row[0] for row in rows if row[2] in damaged}
-    return [row for row in rows if row[0] not in left_out], misnamed or problem, damaged
-
-
-def misnamed_row(folder: str, rows: list[Row]) -> str | None:
-    """The damage a row whose file is not the SHA-1 of its URL does to the whole record."""
-    import hashlib  # tiktoken.load has imported it
-
-    for number, (_, file, url, _, _) in enumerate(rows, start=2):
-        if hashlib.sha1(url.encode()).hexdigest() != file:
-            path = os.path.join(folder, RECORD_NAME)
-            return f"{path} is damaged (line {number}: {file} is not the SHA-1 of {url}); {FIX}"
-    return None
 
 
 def encodings() -> list[str]:
@@ -204,62 +84,7 @@ def verify(load: bool = True) -> VerifyResult:
     """Re-hash every vendored file and, with ``load``, build each carried encoding from them only."""
     from ._verify import verify as _verify
 
-    return _verify(where(), load=load)
-
-
-def read_regular_file(path: str, limit: int, size: int | None = None) -> bytes:
-    """At most ``limit`` bytes of ``path``, a regular file (of ``size`` bytes, if given).
-
-    A FIFO or a device planted under the name is opened without waiting for a writer and never
-    read. What is wrong with the file itself raises OSError with no errno; failing system calls
-    raise theirs (see ``damage_or_error``).
-    """
-    import stat  # os has imported it
-
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
-    descriptor = os.open(path, flags)
-    try:
-        found = os.fstat(descriptor)
-        if not stat.S_ISREG(found.st_mode):
-            raise OSError("not a regular file")
-        if size is not None and found.st_size != size:
-            raise OSError(f"{found.st_size} bytes, {size} expected")
-        chunks = []
-        while limit > 0:
-            chunk = os.read(descriptor, limit)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            limit -= len(chunk)
-    finally:
-        os.close(descriptor)
-    return b"".join(chunks)
-
-
-def damage_or_error(path: str, error: OSError) -> str:
-    """What ``read_regular_file`` raised, said of ``path``: damage it found, or the failing call."""
-    return f"{path} is damaged ({error})" if error.errno is None else f"cannot read {path} ({error.strerror or error})"
-
-
-def read_verified(path: str, sha256: str, size: int, fix: str) -> bytes | None:
-    """The bytes of ``path`` if it is a regular file of ``size`` bytes that hash to ``sha256``; else
-    None, and one notice naming the file and ``fix``. Never blocks (see ``read_regular_file``)."""
-    import hashlib  # tiktoken.load has imported it: this package's own import does not need it
-
-    try:
-        data = read_regular_file(path, size + 1, size)  # one byte more tells a file that grew apart
-    except OSError as error:
-        _notice(f"{damage_or_error(path, error)}; {fix}")
-        return None
-    if hashlib.sha256(data).hexdigest() != sha256:
-        _notice(f"{path} is damaged (SHA-256 differs from {sha256}); {fix}")
-        return None
-    return data
-
-
-def _env_flag(name: str) -> bool:
-    """Whether a switch of ours is on: unset, "", 0, false, no and off mean off."""
-    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no", "off")
+    return _verify(DATA_DIR, load=load)
 
 
 def activate() -> None:
@@ -274,30 +99,18 @@ def activate() -> None:
         rows, problem, _ = installation()
         if problem:
             _notice(problem)
-        else:
-            _register_environment(rows)
+        elif not IN_ARCHIVE:  # a zipped install has no folder until where() makes one
+            _register_environment(DATA_DIR, rows)
         if "tiktoken.load" in sys.modules or "tiktoken" in sys.modules:
             from ._runtime import install
 
-            install(where())
+            install(DATA_DIR)
     except Exception as error:
         _notice(f"not active, tiktoken works as without it ({type(error).__name__}: {error})")
 
 
-def _notice(message: str) -> None:
-    """Say something once per process, on stderr: a warning could become an error under -W error."""
-    if message in _said or _quiet:
-        return
-    _said.add(message)
-    try:  # noqa: SIM105 - contextlib costs import time
-        sys.stderr.write(f"tiktoken-encodings-offline: {message}\n")
-    except Exception:  # noqa: S110 - stderr itself may be gone; never raise from here
-        pass
-
-
-def _register_environment(rows: list[Row]) -> None:
+def _register_environment(folder: str, rows: list[Row]) -> None:
     """Point tiktoken's and harmony's cache variables at an intact folder, where they are unset."""
-    folder = where()
     if "TIKTOKEN_CACHE_DIR" not in os.environ and "DATA_GYM_CACHE_DIR" not in os.environ:
         os.environ["TIKTOKEN_CACHE_DIR"] = folder
     files = {row[1] for row in rows}

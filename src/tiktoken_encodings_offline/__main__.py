@@ -13,10 +13,10 @@ import sys
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, Callable
 
-import tiktoken_encodings_offline as package
-
-from . import FIX, __version__, _notice, installation, where
+from . import __version__, where
+from . import _files as package  # package._quiet: the command reports in one line of its own
 from ._export import BadArgumentError, export_command
+from ._files import FIX, _notice, installation
 
 if TYPE_CHECKING:
     from ._verify import TableCheck
@@ -83,7 +83,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def path_command(args: argparse.Namespace) -> Outcome:
-    return {"folder": where()}, installation()[1], where()
+    """A zipped install's folder is made here, once per user, and outlives the command; where no
+    safe place exists, exit 1 with the line saying to use ``export``."""
+    from . import _where_and_problem
+
+    folder, problem = _where_and_problem()
+    return {"folder": folder}, installation()[1] or problem, folder
 
 
 def list_command(args: argparse.Namespace) -> Outcome:

@@ -11,7 +11,8 @@ import os
 import tempfile
 from typing import Any
 
-from . import DISABLE_ENV, FIX, HARMONY_FILES, STRICT_ENV, _env_flag, installation, where
+from . import where
+from ._files import DISABLE_ENV, FIX, HARMONY_FILES, STRICT_ENV, _env_flag, installation
 from ._verify import check_files, startup_hook_problem, tiktoken_missing
 
 CACHE_VARIABLES = ("TIKTOKEN_CACHE_DIR", "DATA_GYM_CACHE_DIR", "TIKTOKEN_RS_CACHE_DIR")

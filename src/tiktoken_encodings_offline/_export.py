@@ -10,7 +10,8 @@ import stat
 import tempfile
 from typing import Any
 
-from . import FIX, read_record, where
+from . import where
+from ._files import FIX, read_record
 
 
 class BadArgumentError(Exception):

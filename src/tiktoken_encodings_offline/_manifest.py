@@ -1,7 +1,7 @@
 """The manifest (which blobs each tiktoken encoding needs), for ``verify``, ``doctor`` and messages.
 
 The run-time side only: the build has its own model in ``buildtime/`` (it writes the record),
-the runtime reads the record without trusting it (``tiktoken_encodings_offline.read_rows`` and
+the runtime reads the record without trusting it (``_files.read_rows`` and
 ``read_record``). Both read the one manifest, ``manifest.json``. Activation does not
 import this module: it works on the record's rows.
 """
@@ -12,7 +12,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 
-from . import PACKAGE_DIR, read_regular_file
+from ._files import PACKAGE_DIR, read_regular_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ import sys
 import threading
 from itertools import chain
 
-from . import (
+from ._files import (
     FIX,
     PACKAGE_DIR,
     RECORD_LIMIT,
@@ -35,7 +35,7 @@ TYPE_CHECKING = False  # typing's aliases cost import time inside tiktoken's fir
 if TYPE_CHECKING:
     from typing import Any, Callable
 
-    from . import Row
+    from ._files import Row
 
     ReadFileCached = Callable[..., bytes]
     Ranks = dict[bytes, int]
@@ -154,7 +154,7 @@ def _install_fastpath(rows: list[Row], folder: str) -> str:
         return f"off: {OFF_ENV} is set"
     by_source = read_tables(rows, folder)
     if not by_source:
-        return f"off: no pre-parsed tables in {folder} (a zipped or older installation)"
+        return f"off: no pre-parsed tables in {folder} (an older installation)"
     ranks_for = _ranks_for(by_source, tiktoken.load, tiktoken.load.read_file_cached)
     public = sys.modules.get("tiktoken_ext.openai_public")
     done, skipped = [], []

@@ -8,7 +8,7 @@ import sys
 from dataclasses import dataclass, field, replace
 from importlib.metadata import version
 
-from . import FIX, PACKAGE_DIR, inspect, misnamed_row, read_regular_file
+from ._files import FIX, PACKAGE_DIR, inspect, misnamed_row, read_regular_file
 from ._manifest import sha256_file
 
 TIKTOKEN_MISSING = (
