@@ -233,7 +233,8 @@ def test_export_into_a_path_thousands_of_levels_deep_is_one_clear_line(runtime_v
 
 def test_export_into_a_folder_whose_name_is_not_utf8(runtime_venv: Path, tmp_path: Path) -> None:
     folder = os.fsencode(tmp_path) + b"/caf\xe9"
-    result = cli(runtime_venv, "export", os.fsdecode(folder))
+    utf8 = clean_env(PYTHONIOENCODING="utf-8")  # strict, as in an en_US.UTF-8 locale (C.UTF-8's is surrogateescape)
+    result = cli(runtime_venv, "export", os.fsdecode(folder), env=utf8)
     assert result.returncode == 0 and result.stderr == ""
     assert result.stdout.count("written") == 6 and "caf\\udce9" in result.stdout  # printed escaped
     assert {name.decode(): sha256(Path(os.fsdecode(folder + b"/" + name))) for name in os.listdir(folder)} == (

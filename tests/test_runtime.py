@@ -501,7 +501,7 @@ def test_verify_with_the_package_disabled_does_not_switch_it_on(runtime_venv: Pa
     code = (
         "import tiktoken, tiktoken.load, tiktoken_encodings_offline as package\n"
         "result = package.verify()\n"
-        "print(result.ok, all(c.ok for c in result.files), {e.skipped.split(':')[0] for e in result.encodings})\n"
+        "print(result.ok, all(c.ok for c in result.files), {str(e.skipped).split(':')[0] for e in result.encodings})\n"
         "print(tiktoken.load.read_file_cached.__module__, tiktoken.load.load_tiktoken_bpe.__module__)\n"
         "try:\n"
         "    tiktoken.get_encoding('cl100k_base')\n"

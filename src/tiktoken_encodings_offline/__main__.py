@@ -27,8 +27,9 @@ Outcome = tuple[Any, "str | None", str]  # JSON report, the one-line problem (No
 
 def main(argv: list[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):  # a path the console's encoding cannot hold is printed escaped
-        with contextlib.suppress(AttributeError, ValueError):
-            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+        if getattr(stream, "errors", None) == "strict":  # (surrogateescape, the C locale's, prints its bytes)
+            with contextlib.suppress(AttributeError, ValueError):
+                stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
     args = _parser().parse_args(argv)
     as_json = getattr(args, "json", False)
     exit_code = 1
