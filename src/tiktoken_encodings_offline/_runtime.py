@@ -168,7 +168,7 @@ def _install_fastpath(rows: list[Row], folder: str) -> str:
             why = "missing" if original is None else "other parameters" if own else "replaced by someone else"
             skipped.append(f"{name} ({why})")
             continue
-        fast = _fast_loader(original, SOURCE_PARAMETERS[name], names, ranks_for)
+        fast = _fast_loader(original, name, names, ranks_for)
         setattr(tiktoken.load, name, fast)
         if public is not None and getattr(public, name, None) is original:  # else: someone else's, it stays
             setattr(public, name, fast)
@@ -259,10 +259,8 @@ def _ranks_for(by_source: dict[tuple[str, ...], Table], load: Any, reader: Calla
     return ranks_for
 
 
-def _fast_loader(
-    original: Callable[..., Ranks], parameters: tuple[tuple[str, ...], ...], names: tuple[str, ...], ranks_for: RanksFor
-) -> Any:
-    files, hashes = parameters
+def _fast_loader(original: Callable[..., Ranks], name: str, names: tuple[str, ...], ranks_for: RanksFor) -> Any:
+    files, hashes = SOURCE_PARAMETERS[name]
 
     @functools.wraps(original)
     def fast_loader(*args: Any, **kwargs: Any) -> Ranks:
