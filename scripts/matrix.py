@@ -32,6 +32,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 FILES_ENV = "TIKTOKEN_ENCODINGS_OFFLINE_TEST_FILES"
 FILES_DIR = Path(os.environ.get(FILES_ENV, PROJECT.parent / "shared" / "encodings-mirror"))
 NEWEST = "newest"
+PACKAGE = "tiktoken-encodings-offline"
 CHECKS = ("build", "install", "offline", "zip-bare", "zipped", "ids", "verify", "read-only", "start-up")
 
 
@@ -115,6 +116,14 @@ def compare_ids(stdout: str, reference: dict[str, object]) -> str:
     return f"FAIL (differ: {', '.join(wrong)})" if wrong else f"ok ({len(served['encodings'])} encodings)"
 
 
+STARTED = time.monotonic()
+
+
+def progress(line: str) -> None:
+    """One line as each phase starts: a run takes many minutes, and pip in a root prints nothing."""
+    print(f"[{time.monotonic() - STARTED:4.0f} s] {line}", flush=True)
+
+
 class Runner:
     """One interpreter's build, installs and checks inside its root; /matrix/<version> is its folder."""
 
@@ -138,6 +147,7 @@ class Runner:
         return f"FAIL ({last[:90]})"
 
     def build(self) -> tuple[str, Path | None]:
+        progress(f"python{self.interp.version}: building the wheel")
         shutil.rmtree(self.work, ignore_errors=True)
         listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=PROJECT, capture_output=True,
                                 text=True, check=True).stdout.split()  # fmt: skip
@@ -170,6 +180,8 @@ class Runner:
         d, venv = self.inside, f"{self.inside}/tt-{tiktoken}"
         py, whl = f"{venv}/bin/python", f"{d}/dist/{wheel.name}"
         spec = "tiktoken" if tiktoken == NEWEST else f"tiktoken=={tiktoken}"
+        phase = f"python{self.interp.version} tiktoken {tiktoken}:"
+        progress(f"{phase} installing tiktoken")
         row.results["install"] = self.verdict(self.sh(
             f"{self.interp.python} -m venv {venv} && {py} -m pip install -q -U pip && "
             f"{py} -m pip install -q --only-binary :all: '{spec}'", network=True))  # fmt: skip
@@ -180,6 +192,7 @@ class Runner:
         reach = f"{py} -c 'import socket; socket.create_connection((\"pypi.org\", 443), timeout=5)'"
         offline = self.sh(reach).returncode != 0  # the checks below prove nothing if this reaches PyPI
         row.results["offline"] = "ok (no network)" if offline else "FAIL (PyPI reachable in the offline namespace)"
+        progress(f"{phase} zipped install")
         # The wheel copied to a .zip name (as Spark's --py-files needs), alone beside tiktoken: the
         # standard library reads it; an explicit import under -W error prints nothing.
         zipped = {"PYTHONPATH": f"{venv}-wheel.zip"}
@@ -188,6 +201,7 @@ class Runner:
         row.results["zip-bare"] = self.verdict(bare)
         probe = f"{py} {d}/project/tests/probe_encodings.py"
         row.results["zipped"] = self.ids(self.sh(probe, env=zipped))
+        progress(f"{phase} installing the wheel, ids")
         installed = self.sh(f"{py} -m pip install -q --no-index --find-links {d}/dist "
                             f"tiktoken-encodings-offline")  # fmt: skip
         if installed.returncode != 0:
@@ -195,6 +209,7 @@ class Runner:
             return row
         row.results["ids"] = self.ids(self.sh(probe))
         verify = f"{venv}/bin/tiktoken-encodings-offline verify"
+        progress(f"{phase} verify, read-only install, start-up hook")
         row.results["verify"] = self.verdict(self.sh(verify))
         writable = f"if touch {venv}/.written 2>/dev/null; then echo 'the root is writable' >&2; exit 1; fi"
         row.results["read-only"] = self.ids(self.sh(f"{writable}; {verify} >&2 && {probe}", read_only=True))
@@ -254,15 +269,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     chosen = [i for i in INTERPRETERS if not args.only or i.version in args.only.split(",")]
     started = time.monotonic()
+    progress(f"matrix: {', '.join(i.python for i in chosen)}, {args.jobs} at once")
     try:
         check_tools()
         if not (FILES_DIR / "SHA256SUMS").is_file():
             raise RootError(f"the real encoding files are not at {FILES_DIR} (set {FILES_ENV})")
+        progress("reference ids from this interpreter's tiktoken")
         reference = reference_ids()
         specs = {suite: spec for suite, spec in root_specs().items() if suite in {i.suite for i in chosen}}
         logs = cache_dir() / "logs"  # this run's: the previous run's are replaced
         shutil.rmtree(logs, ignore_errors=True)
         logs.mkdir(parents=True)
+        progress(f"Debian roots: {', '.join(specs)} (built once, then reused)")
         with ThreadPoolExecutor(args.jobs) as pool:
             roots = dict(zip(specs, pool.map(lambda s: ensure_root(s, logs / f"{s.suite}.log"), specs.values())))
         for root in roots.values():

@@ -29,6 +29,32 @@ def _need_real_files() -> Path:
     pytest.skip(message)
 
 
+# --- Disk: a full run builds wheels and venvs worth GBs; none of them outlives the run ----------------
+
+_failed_tmp_paths: set[Path] = set()  # kept for a look, as pytest's tmp_path_retention_policy "failed" keeps them
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    tmp_path = getattr(item, "funcargs", {}).get("tmp_path")
+    if report.failed and isinstance(tmp_path, Path):
+        _failed_tmp_paths.add(tmp_path)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_large_artefacts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """At the end of the run, everything the session and module fixtures made (wheels, venvs, copies of
+    the files) goes, even when tests failed: only the tmp_path of a failed test stays. pyproject's
+    tmp_path_retention_policy = "failed" removes a passed test's tmp_path as it ends."""
+    yield
+    base = tmp_path_factory.getbasetemp()
+    for entry in list(base.iterdir()):
+        if entry not in _failed_tmp_paths and entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def files_dir() -> Path:
     """The real files in the upstream path layout (encodings/..., gpt-2/encodings/main/...)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -146,6 +147,17 @@ def test_doctor_names_a_cache_variable_that_is_a_file(runtime_venv: Path, tmp_pa
     assert f"TIKTOKEN_CACHE_DIR={file} is a file, not a folder" in one_line(result)
 
 
+@pytest.mark.parametrize("kind", ["a device", "a FIFO"])
+def test_doctor_names_a_cache_variable_that_is_a_device_or_fifo(runtime_venv: Path, tmp_path: Path, kind: str) -> None:
+    path = Path("/dev/null")
+    if kind == "a FIFO":
+        path = tmp_path / "fifo"
+        os.mkfifo(path)
+    result = cli(runtime_venv, "doctor", "--json", env=clean_env(TIKTOKEN_CACHE_DIR=str(path)))
+    assert result.returncode == 1 and json.loads(result.stdout)["ok"] is False
+    assert f"TIKTOKEN_CACHE_DIR={path} is {kind}, not a folder" in one_line(result)
+
+
 def test_doctor_names_a_plugin_that_changes_the_cache_variable(runtime_venv: Path, tmp_path: Path) -> None:
     plugin = tmp_path / "tiktoken_ext" / "another_library.py"
     plugin.parent.mkdir()
@@ -156,16 +168,24 @@ def test_doctor_names_a_plugin_that_changes_the_cache_variable(runtime_venv: Pat
     assert "to '/elsewhere' while loading" in result.stderr
 
 
-def test_doctor_notes_an_unwritable_default_cache_folder(runtime_venv: Path, tmp_path: Path) -> None:
-    # e.g. /tmp/data-gym-cache left by another user: tiktoken cannot keep its downloads there
+@pytest.mark.parametrize("variable", ["unset", "a link to the vendored folder"])
+def test_doctor_notes_an_unwritable_default_cache_folder(
+    runtime_venv: Path, installed: Path, tmp_path: Path, variable: str
+) -> None:
+    # e.g. /tmp/data-gym-cache left by another user: tiktoken cannot keep its downloads there. The
+    # vendored folder named by another path (a link, macOS's /private/tmp) is the same folder.
     temp = tmp_path / "tmp"
     cache = temp / "data-gym-cache"
     cache.mkdir(parents=True)
+    env = clean_env()
+    if variable != "unset":
+        (tmp_path / "link").symlink_to(installed)
+        env["TIKTOKEN_CACHE_DIR"] = str(tmp_path / "link")
     script = (
         f'mount --bind "{cache}" "{cache}" && mount -o remount,bind,ro "{cache}" && '
         f'TMPDIR="{temp}" "{runtime_venv}" -m tiktoken_encodings_offline doctor --json'
     )
-    result = run(["unshare", "--mount", "--net", "sh", "-c", script], env=clean_env(), check=False)
+    result = run(["unshare", "--mount", "--net", "sh", "-c", script], env=env, check=False)
     report = json.loads(result.stdout)
     assert result.returncode == 0 and report["ok"] is True  # a note: only downloads suffer
     assert any(f"default cache folder {temp}/data-gym-cache is not writable" in note for note in report["notes"])
@@ -193,6 +213,53 @@ def test_export_into_a_file_or_under_one_is_a_bad_argument(runtime_venv: Path, t
         as_json = cli(runtime_venv, "export", str(target), "--json")
         assert as_json.returncode == 2 and json.loads(as_json.stdout)["ok"] is False
     assert file.read_text() == "keep"
+
+
+def test_export_of_an_empty_name_is_a_bad_argument(runtime_venv: Path, tmp_path: Path) -> None:
+    command = offline([runtime_venv, "-m", "tiktoken_encodings_offline", "export", ""])
+    result = run(command, env=clean_env(), cwd=tmp_path, check=False)
+    assert result.returncode == 2 and "DIR is empty; name a folder" in one_line(result)
+    assert list(tmp_path.iterdir()) == []  # nothing went into the current folder
+
+
+def test_export_into_a_path_thousands_of_levels_deep_is_one_clear_line(runtime_venv: Path, tmp_path: Path) -> None:
+    deep = tmp_path / "d" / os.path.join(*["d"] * 2999)
+    result = cli(runtime_venv, "export", str(deep))
+    line = one_line(result)
+    assert result.returncode == 2 and line.startswith(f"export: cannot create the folder {tmp_path}/d/d/")
+    assert line.endswith("(File name too long)") and "Recursion" not in line
+    assert list(tmp_path.iterdir()) == []  # the levels it could make are gone again
+
+
+def test_export_into_a_folder_whose_name_is_not_utf8(runtime_venv: Path, tmp_path: Path) -> None:
+    folder = os.fsencode(tmp_path) + b"/caf\xe9"
+    utf8 = clean_env(PYTHONIOENCODING="utf-8")  # strict, as in an en_US.UTF-8 locale (C.UTF-8's is surrogateescape)
+    result = cli(runtime_venv, "export", os.fsdecode(folder), env=utf8)
+    assert result.returncode == 0 and result.stderr == ""
+    assert result.stdout.count("written") == 6 and "caf\\udce9" in result.stdout  # printed escaped
+    assert {name.decode(): sha256(Path(os.fsdecode(folder + b"/" + name))) for name in os.listdir(folder)} == (
+        expected_blobs()
+    )
+
+
+def test_export_into_another_users_folder_says_whose_it_is(runtime_venv: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "theirs"
+    assert cli(runtime_venv, "export", str(folder)).returncode == 0
+    for path in (folder, *folder.iterdir()):
+        os.chown(path, 65534, 65534)  # nobody's folder, holding nobody's copies of the files
+    result = cli(runtime_venv, "export", str(folder), "--json")
+    report = json.loads(result.stdout)
+    assert result.returncode == 0 and report["owner"] == "nobody (uid 65534)"
+    # their copies, although their bytes are right, are replaced by the user's own
+    assert [f["state"] for f in report["files"]] == ["written"] * 6
+    assert {p.name: (sha256(p), p.stat().st_uid) for p in folder.iterdir()} == {
+        name: (digest, os.geteuid()) for name, digest in expected_blobs().items()
+    }
+    text = cli(runtime_venv, "export", str(folder)).stdout
+    assert f"note: {folder} belongs to nobody (uid 65534), not to you: they can change or replace these files" in text
+    mine = cli(runtime_venv, "export", str(tmp_path / "mine"), "--json")
+    assert json.loads(mine.stdout)["owner"] is None
+    assert "note:" not in cli(runtime_venv, "export", str(tmp_path / "mine")).stdout
 
 
 @pytest.mark.parametrize("mount", ["ro", "size=1m"])
@@ -297,3 +364,41 @@ def test_doctor_harmony_looks_at_the_two_files_harmony_reads(
     o200k.write_bytes(o200k.read_bytes()[:-1] + b"!")
     altered = cli(slim_venv, "doctor", "--json", env=clean_env(TIKTOKEN_RS_CACHE_DIR=str(own)))
     assert altered.returncode == 1 and json.loads(altered.stdout)["harmony"]["ready"] is False
+
+
+def harmony_doctor(python: Path, folder: Path) -> subprocess.CompletedProcess[str]:
+    """doctor with at most 4 GB of address space (a read of /dev/zero fails fast) and 60 s."""
+    script = f'ulimit -v 4000000 && exec "{python}" -m tiktoken_encodings_offline doctor --json'
+    env = clean_env(TIKTOKEN_RS_CACHE_DIR=str(folder))
+    return run(offline(["sh", "-c", script]), env=env, check=False, timeout=60)
+
+
+@pytest.mark.parametrize("planted", ["fifo", "dev-zero"])
+def test_doctor_never_waits_on_or_fills_memory_from_a_harmony_cache_file(
+    slim_venv: Path, layouts: dict[str, Path], tmp_path: Path, planted: str
+) -> None:
+    run([str(slim_venv), "-m", "pip", "install", "-q", "openai-harmony"], env=clean_env())
+    own = tmp_path / "harmony-cache"
+    own.mkdir()
+    o200k, cl100k = MANIFEST.blobs_for(["o200k_base"])[0], MANIFEST.blobs_for(["cl100k_base"])[0]
+    shutil.copyfile(layouts["cache"] / cl100k.cache_name, own / cl100k.cache_name)
+    if planted == "fifo":
+        os.mkfifo(own / o200k.cache_name)  # no writer ever comes
+    else:
+        (own / o200k.cache_name).symlink_to("/dev/zero")
+    result = harmony_doctor(slim_venv, own)
+    assert result.returncode == 1 and json.loads(result.stdout)["harmony"]["ready"] is False
+    assert f"TIKTOKEN_RS_CACHE_DIR={own} lacks intact copies" in one_line(result)
+
+
+def test_every_command_prints_a_path_the_console_cannot_hold_escaped(full_wheel: Path, tmp_path: Path) -> None:
+    # a CJK folder on a console whose encoding is cp1252 (Windows' ANSI code page when redirected)
+    target = tmp_path / "目录" / "target"
+    run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(full_wheel)])
+    env = clean_env(PYTHONPATH=str(target), PYTHONIOENCODING="cp1252")
+    escaped = str(tmp_path / "\\u76ee\\u5f55")
+    for command in (["path"], ["list"], ["verify"], ["doctor"], ["export", str(tmp_path / "目录" / "out")]):
+        result = cli(sys.executable, *command, env=env)
+        assert result.returncode == 0 and result.stderr == "", (command, result.stderr)
+        assert escaped in result.stdout, (command, result.stdout)
+        assert json.loads(cli(sys.executable, *command, "--json", env=env).stdout)["ok"] is True

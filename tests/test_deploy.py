@@ -110,6 +110,10 @@ def test_shiv_zipapp_runs_offline(
 @pytest.mark.slow
 def test_pex_runs_offline(full_wheel: Path, app: Path, app_reference: dict[str, object], tmp_path: Path) -> None:
     pex = tmp_path / "app.pex"
+    pex_root = str(tmp_path / "pex-root")  # pex's cache: ~/.cache/pex by default, left behind
+    home = tmp_path / "home"  # stands in for ~, to see that nothing is left there
+    home.mkdir()
     run([str(BIN / "pex"), str(full_wheel), "tiktoken", "-D", str(app), "-e", "app:main", "-o", str(pex)],
-        env=clean_env())  # fmt: skip
-    assert run_offline([sys.executable, pex], tmp_path, PEX_ROOT=str(tmp_path / "pex-root")) == app_reference
+        env=clean_env(PEX_ROOT=pex_root, HOME=str(home)))  # fmt: skip
+    assert run_offline([sys.executable, pex], tmp_path, PEX_ROOT=pex_root) == app_reference
+    assert list(home.iterdir()) == []

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -638,3 +639,76 @@ def test_build_refuses_gpt2_files_tiktoken_would_refuse() -> None:
     vocab = b"#version: 0.2\nh e\n"
     with pytest.raises(build_module().DamagedFile, match=r"vocab.bpe and encoder.json disagree"):
         build_module().data_gym_ranks(vocab, json.dumps({"h": 0, "e": 1}).encode())
+
+
+# --- Issue 24 items 4 and 15: tiktoken's own functions only, decided by identity ------------------
+
+# Swaps the ranks of "hello" and " world" in what tiktoken's loader returns: a user's replacement
+# made before the first get_encoding, which plain tiktoken calls (openai_public imports it then).
+SWAPPING_LOADER = (
+    "import tiktoken, tiktoken.load\n"
+    "own = tiktoken.load.load_tiktoken_bpe\n"
+    "def load_tiktoken_bpe(tiktoken_bpe_file, expected_hash=None):\n"
+    "    ranks = own(tiktoken_bpe_file, expected_hash)\n"
+    "    ranks[b'hello'], ranks[b' world'] = ranks[b' world'], ranks[b'hello']\n"
+    "    return ranks\n"
+    "tiktoken.load.load_tiktoken_bpe = load_tiktoken_bpe\n"
+    "print(tiktoken.get_encoding('cl100k_base').encode('hello world'))\n"
+)
+STATUS = "from tiktoken_encodings_offline._runtime import status; print(status()[1])\n"
+
+
+def test_a_loader_replaced_before_the_first_get_encoding_is_called(target: Path, layouts: dict[str, Path]) -> None:
+    # A --target install: the plugin activates the package inside the first get_encoding.
+    plain = clean_env(TIKTOKEN_ENCODINGS_OFFLINE_DISABLE="1", TIKTOKEN_CACHE_DIR=str(layouts["cache"]))
+    assert python_offline(Path(sys.executable), SWAPPING_LOADER, env=plain).stdout.strip() == "[1917, 15339]"
+    out = python_offline(Path(sys.executable), SWAPPING_LOADER + STATUS, env=clean_env(PYTHONPATH=str(target)))
+    ids, state = out.stdout.splitlines()
+    assert ids == "[1917, 15339]" and out.stderr == ""
+    assert "left as found: load_tiktoken_bpe (replaced by someone else)" in state
+    assert "via data_gym_to_mergeable_bpe_ranks" in state  # tiktoken's own other loader is still served
+
+
+def test_openai_public_rebound_before_activation_is_left_alone(target: Path) -> None:
+    code = (
+        "import tiktoken, tiktoken.load, tiktoken_ext.openai_public as public\n"
+        "calls = []\n"
+        "def mine(*args, **kwargs):\n"
+        "    calls.append(args[0])\n"
+        "    return tiktoken.load.load_tiktoken_bpe(*args, **kwargs)\n"
+        "public.load_tiktoken_bpe = mine\n"
+        "ids = tiktoken.get_encoding('r50k_base').encode('hello world')\n"
+        "print(ids, len(calls), public.load_tiktoken_bpe is mine)\n" + STATUS
+    )
+    out = python_offline(Path(sys.executable), code, env=clean_env(PYTHONPATH=str(target))).stdout.splitlines()
+    assert out[0] == "[31373, 995] 1 True"
+    assert out[1].startswith("on for ") and "via load_tiktoken_bpe, data_gym_to_mergeable_bpe_ranks" in out[1]
+
+
+@pytest.mark.parametrize("extra", ["*args", "**kwargs"])
+def test_tiktokens_own_loader_taking_more_arguments_keeps_tiktokens_path(
+    extra: str, target: Path, tmp_path: Path
+) -> None:
+    # A tiktoken whose own load_tiktoken_bpe takes *args or **kwargs: calls it cannot bind for sure.
+    import tiktoken
+
+    shadow = tmp_path / "tiktoken-copy"
+    shutil.copytree(Path(tiktoken.__file__).parent, shadow / "tiktoken")
+    load_py = shadow / "tiktoken" / "load.py"
+    plain = "def load_tiktoken_bpe(tiktoken_bpe_file: str, expected_hash: str | None = None)"
+    assert plain in load_py.read_text()
+    load_py.write_text(load_py.read_text().replace(plain, plain[:-1] + f", {extra})"))
+    code = (
+        "import os, sys\n"
+        "opened = []\n"
+        "sys.addaudithook(lambda event, args: opened.append(str(args[0])) if event == 'open' else None)\n"
+        "import tiktoken, tiktoken.load\n"
+        "print(tiktoken.get_encoding('cl100k_base').encode('hello world'), 'load.py' in tiktoken.load.__file__)\n"
+        "files = {os.path.basename(p) for p in opened if p.endswith('.ranks') or '/data/' in p}\n"
+        "print(sorted(files - {'vendored.tsv'}))\n" + STATUS
+    )
+    env = clean_env(PYTHONPATH=f"{shadow}{os.pathsep}{target}")
+    ids, opened, state = python_offline(Path(sys.executable), code, env=env).stdout.splitlines()
+    assert ids == "[15339, 1917] True"
+    assert opened == str([CL100K.cache_name])  # tiktoken's own parser read the blob; no table
+    assert "left as found: load_tiktoken_bpe (other parameters)" in state

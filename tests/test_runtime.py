@@ -432,3 +432,93 @@ def test_a_request_with_another_hash_never_gets_the_wheels_bytes(runtime_venv: P
 def test_harmony_folder_is_registered_only_with_both_files_harmony_reads(slim_venv: Path) -> None:
     code = "import os, tiktoken_encodings_offline as t; print(t.encodings(), os.environ.get('TIKTOKEN_RS_CACHE_DIR'))"
     assert python_offline(slim_venv, code).stdout.strip() == "['cl100k_base'] None"
+
+
+# --- Issue 24: verify() changes nothing for the rest of the process ---------------------------------
+
+# Three threads verify at once; each holds its first encoding build until a fourth thread has
+# downloaded a file from a loopback server with tiktoken's own downloader.
+CONCURRENT_VERIFY = """
+import http.server, threading
+import tiktoken, tiktoken.load
+import tiktoken_encodings_offline as package
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.send_header("Content-Length", "5"); self.end_headers()
+        self.wfile.write(b"bytes")
+    def log_message(self, *args): pass
+
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+own_read_file = tiktoken.load.read_file
+all_inside, downloaded, first = threading.Barrier(4), threading.Event(), threading.local()
+real_encoding = tiktoken.Encoding
+
+class Held(real_encoding):
+    def __init__(self, *args, **kwargs):
+        if not getattr(first, "done", False):
+            first.done = True
+            all_inside.wait(60)
+            downloaded.wait(60)
+        super().__init__(*args, **kwargs)
+
+tiktoken.Encoding = Held
+results, got = [], []
+def verify():
+    results.append(package.verify().ok)
+def download():
+    all_inside.wait(60)
+    try:
+        got.append(tiktoken.load.read_file(f"http://127.0.0.1:{server.server_address[1]}/file"))
+    except Exception as error:
+        got.append(f"{type(error).__name__}: {error}")
+    downloaded.set()
+threads = [threading.Thread(target=verify) for _ in range(3)] + [threading.Thread(target=download)]
+for thread in threads: thread.start()
+for thread in threads: thread.join(120)
+print(results, got, tiktoken.load.read_file is own_read_file)
+"""
+
+
+def test_verify_blocks_the_network_for_its_own_loads_only(runtime_venv: Path) -> None:
+    out = python_offline(runtime_venv, CONCURRENT_VERIFY).stdout.strip()
+    assert out == "[True, True, True] [b'bytes'] True"
+
+
+def test_verify_with_the_package_disabled_does_not_switch_it_on(runtime_venv: Path) -> None:
+    code = (
+        "import tiktoken, tiktoken.load, tiktoken_encodings_offline as package\n"
+        "result = package.verify()\n"
+        "print(result.ok, all(c.ok for c in result.files), {str(e.skipped).split(':')[0] for e in result.encodings})\n"
+        "print(tiktoken.load.read_file_cached.__module__, tiktoken.load.load_tiktoken_bpe.__module__)\n"
+        "try:\n"
+        "    tiktoken.get_encoding('cl100k_base')\n"
+        "except Exception as error:\n"
+        "    print('plain tiktoken:', type(error).__name__)\n"
+    )
+    env = clean_env(TIKTOKEN_ENCODINGS_OFFLINE_DISABLE="1", TIKTOKEN_CACHE_DIR="")  # "": no cache at all
+    out = python_offline(runtime_venv, code, env=env).stdout.splitlines()
+    assert out[0] == "True True {'TIKTOKEN_ENCODINGS_OFFLINE_DISABLE is set'}"
+    assert out[1] == "tiktoken.load tiktoken.load"  # tiktoken's own reader and loader: the package is off
+    assert out[2].startswith("plain tiktoken: ")  # it downloads, and there is no network
+    result = run(offline([runtime_venv, "-m", "tiktoken_encodings_offline", "verify"]), env=env)
+    assert result.stdout.splitlines()[-1] == "verified: files intact, encodings not built"
+
+
+# --- Issue 24 item 15: the bounded read ------------------------------------------------------------
+
+
+def test_a_file_longer_than_its_size_is_read_to_one_byte_past_it(runtime_venv: Path) -> None:
+    # /proc/self/status: a regular file whose fstat says 0 bytes and whose reads give more, as a
+    # vendored file another process appends to between fstat and read.
+    code = (
+        "import os, tiktoken_encodings_offline as package\n"
+        "from tiktoken_encodings_offline._manifest import sha256_file\n"
+        "path = '/proc/self/status'\n"
+        "print(os.stat(path).st_size, len(open(path, 'rb').read()) > 100)\n"
+        "print(len(package.read_regular_file(path, 1, 0)), len(package.read_regular_file(path, 7)))\n"
+        "import hashlib\n"
+        "print(sha256_file(path, 3) == hashlib.sha256(open(path, 'rb').read()[:3]).hexdigest())\n"
+    )
+    assert python_offline(runtime_venv, code).stdout.splitlines() == ["0 True", "1 7", "True"]

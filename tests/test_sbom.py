@@ -196,7 +196,6 @@ def test_hatchling_1_27_builds_without_an_sbom_and_says_why_once(files_dir: Path
     assert blob_members(wheel) == expected_blobs(["r50k_base"])
     with zipfile.ZipFile(wheel) as archive:
         assert (
-            "Generator: hatchling 1.27.0"
-            in archive.read("tiktoken_encodings_offline-0.1.0+r.dist-info/WHEEL").decode()
+            "Generator: hatchling 1.27.0" in archive.read("tiktoken_encodings_offline-0.1.0+r.dist-info/WHEEL").decode()
         )
         assert not [name for name in archive.namelist() if "/sboms/" in name]

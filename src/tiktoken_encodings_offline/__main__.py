@@ -7,6 +7,7 @@ report on stdout (JSON with ``--json``), one line on stderr, exit 1; bad argumen
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -25,6 +26,10 @@ Outcome = tuple[Any, "str | None", str]  # JSON report, the one-line problem (No
 
 
 def main(argv: list[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # a path the console's encoding cannot hold is printed escaped
+        if getattr(stream, "errors", None) == "strict":  # (surrogateescape, the C locale's, prints its bytes)
+            with contextlib.suppress(AttributeError, ValueError):
+                stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
     args = _parser().parse_args(argv)
     as_json = getattr(args, "json", False)
     exit_code = 1
@@ -114,7 +119,7 @@ def list_command(args: argparse.Namespace) -> Outcome:
 
 
 def verify_command(args: argparse.Namespace) -> Outcome:
-    from ._verify import verify
+    from ._verify import NOT_BUILT, verify
 
     result = verify(where())
     lines = [f"folder: {result.folder}"] + ([f"problem: {result.problem}"] if result.problem else [])
@@ -139,7 +144,9 @@ def verify_command(args: argparse.Namespace) -> Outcome:
     problem = problem or _damaged_tables_line(result.tables, result.tables_problem)
     if problem is None and not result.ok:
         problem = "an encoding did not build from the vendored files; " + FIX
-    lines.append("verified: all intact" if problem is None else f"verify FAILED: {problem}")
+    not_built = problem is None and any(e.skipped == NOT_BUILT for e in result.encodings)
+    verdict = "verified: all intact" if not not_built else "verified: files intact, encodings not built"
+    lines.append(verdict if problem is None else f"verify FAILED: {problem}")
     return {**asdict(result), "problem": problem}, problem, "\n".join(lines)
 
 

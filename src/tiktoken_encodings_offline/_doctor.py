@@ -6,13 +6,14 @@ what a user should know, such as encodings a slim wheel leaves out by design.
 
 from __future__ import annotations
 
-import hashlib
 import os
+import stat
 import tempfile
 from typing import Any
 
 from . import where
 from ._files import DISABLE_ENV, FIX, HARMONY_FILES, STRICT_ENV, _env_flag, installation
+from ._manifest import sha256_file
 from ._verify import check_files, startup_hook_problem, tiktoken_missing
 
 CACHE_VARIABLES = ("TIKTOKEN_CACHE_DIR", "DATA_GYM_CACHE_DIR", "TIKTOKEN_RS_CACHE_DIR")
@@ -53,8 +54,9 @@ def doctor() -> tuple[Any, str | None, str]:
         if after[key] != before[key]:
             problems.append(f"a tiktoken plugin changed {key} from {before[key]!r} to {after[key]!r} while loading")
     for key in CACHE_VARIABLES:
-        if after[key] and os.path.isfile(after[key] or ""):
-            problems.append(f"{key}={after[key]} is a file, not a folder; unset it or name a folder")
+        kind = _not_a_folder(after[key])
+        if kind:
+            problems.append(f"{key}={after[key]} is {kind}, not a folder; unset it or name a folder")
     _cache_folders(after, problems, notes)
     harmony = _harmony(after["TIKTOKEN_RS_CACHE_DIR"], problems)
 
@@ -62,7 +64,7 @@ def doctor() -> tuple[Any, str | None, str]:
         value = after[key]
         if value is None:
             return "unset"
-        return "set by this package" if value == folder else "set by you or another tool"
+        return "set by this package" if same_path(value, folder) else "set by you or another tool"
 
     report = {
         "folder": folder,
@@ -146,6 +148,28 @@ def _tiktoken(intact: set[str], problems: list[str], notes: list[str]) -> tuple[
     return report, coverage
 
 
+def same_path(a: str, b: str) -> bool:
+    """Whether two paths name one folder: by inode where both exist, else as the OS compares names
+    (case on Windows, links such as macOS's /tmp -> /private/tmp)."""
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b))
+
+
+def _not_a_folder(value: str | None) -> str | None:
+    """What a cache variable names when it is there but is no folder (a FIFO is not opened)."""
+    try:
+        mode = os.stat(value).st_mode if value else None
+    except (OSError, ValueError):
+        return None  # missing: tiktoken creates it
+    if mode is None or stat.S_ISDIR(mode):
+        return None
+    if stat.S_ISREG(mode):
+        return "a file"
+    return "a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "no folder"
+
+
 def _manifest_hashes() -> dict[str, str]:
     from ._manifest import load_manifest
 
@@ -160,7 +184,7 @@ def _cache_folders(env: dict[str, str | None], problems: list[str], notes: list[
     cache = env["TIKTOKEN_CACHE_DIR"] or env["DATA_GYM_CACHE_DIR"]
     default = os.path.join(tempfile.gettempdir(), "data-gym-cache")
     for key, value in (("TIKTOKEN_CACHE_DIR", cache), ("TIKTOKEN_RS_CACHE_DIR", env["TIKTOKEN_RS_CACHE_DIR"])):
-        if not value or not os.path.isdir(value) or value == where():
+        if not value or not os.path.isdir(value) or same_path(value, where()):
             continue
         try:
             plain = sorted(n for n in os.listdir(value) if n.endswith(".tiktoken") or n in PLAIN_NAMES)
@@ -173,7 +197,7 @@ def _cache_folders(env: dict[str, str | None], problems: list[str], notes: list[
                 "SHA-1 names there; fix: python -m tiktoken_encodings_offline export "
                 f"{value} (without --original-names)"
             )
-    if cache is None or cache == where():  # downloads then go to tiktoken's default folder
+    if cache is None or same_path(cache, where()):  # downloads then go to tiktoken's default folder
         probe = default if os.path.isdir(default) else os.path.dirname(default)
         if not os.access(probe, os.W_OK):
             notes.append(f"tiktoken's default cache folder {default} is not writable: downloads are not kept")
@@ -187,13 +211,12 @@ def _harmony(rs_dir: str | None, problems: list[str]) -> dict[str, Any] | None:
         harmony_version = version("openai-harmony")
     except PackageNotFoundError:
         return None
-    wanted = _harmony_hashes()
+    wanted = _harmony_blobs()
     ready = bool(rs_dir) and len(wanted) == len(HARMONY_FILES)
-    for name, sha256 in wanted.items():
+    for name, (sha256, size) in wanted.items():
         path = os.path.join(rs_dir or "", name)
-        try:
-            with open(path, "rb") as f:
-                ready = ready and hashlib.sha256(f.read()).hexdigest() == sha256
+        try:  # a FIFO is not waited on, a link to /dev/zero not read: one byte past the size tells
+            ready = ready and sha256_file(path, size + 1) == sha256
         except OSError:
             ready = False
     if rs_dir and not ready:
@@ -204,7 +227,12 @@ def _harmony(rs_dir: str | None, problems: list[str]) -> dict[str, Any] | None:
     return {"version": harmony_version, "ready": ready}
 
 
-def _harmony_hashes() -> dict[str, str]:
-    from ._manifest import cache_name
+def _harmony_blobs() -> dict[str, tuple[str, int]]:
+    """The files harmony reads, by cache name: their SHA-256 and size."""
+    from ._manifest import load_manifest
 
-    return {cache_name(url): sha for url, sha in _manifest_hashes().items() if cache_name(url) in HARMONY_FILES}
+    try:
+        blobs = load_manifest().blobs.values()
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    return {b.cache_name: (b.sha256, b.size) for b in blobs if b.cache_name in HARMONY_FILES}

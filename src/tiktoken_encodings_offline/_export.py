@@ -23,8 +23,11 @@ def export_command(args: argparse.Namespace) -> tuple[Any, str | None, str]:
     rows, problem, damaged = read_record(folder)
     if problem or damaged:
         return {"directory": None, "files": []}, problem or next(iter(damaged.values())), "nothing exported"
+    if not args.directory:
+        raise BadArgumentError("export: DIR is empty; name a folder (it is created if missing)")
     target_dir = os.path.abspath(args.directory)
     _make_folder(target_dir)
+    owner = _other_owner(target_dir)
     written: list[dict[str, str]] = []
     for url, cache_name, sha256 in sorted({(url, file, sha256) for _, file, url, sha256, _ in rows}):
         target = os.path.join(target_dir, url.rsplit("/", 1)[-1] if args.original_names else cache_name)
@@ -33,27 +36,59 @@ def export_command(args: argparse.Namespace) -> tuple[Any, str | None, str]:
         else:
             error = _copy_verified(os.path.join(folder, cache_name), target, sha256)
             if error:
-                report = {"directory": target_dir, "files": written}
+                report = {"directory": target_dir, "owner": owner, "files": written}
                 return report, error, "\n".join(f"{w['state']:<9} {w['file']}" for w in written)
             state = "written"
         written.append({"file": target, "url": url, "sha256": sha256, "state": state})
-    text = "\n".join(f"{w['state']:<9} {w['file']}" for w in written)
-    return {"directory": target_dir, "files": written}, None, text
+    lines = [f"{w['state']:<9} {w['file']}" for w in written]
+    if owner:
+        lines.append(f"note: {target_dir} belongs to {owner}, not to you: they can change or replace these files")
+    return {"directory": target_dir, "owner": owner, "files": written}, None, "\n".join(lines)
+
+
+def _other_owner(folder: str) -> str | None:
+    """Who owns ``folder`` when it is not the user running export (None on Windows)."""
+    if not hasattr(os, "geteuid"):
+        return None
+    uid = os.stat(folder).st_uid
+    if uid == os.geteuid():
+        return None
+    try:
+        import pwd
+
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except (ImportError, KeyError):
+        return f"uid {uid}"
 
 
 def _make_folder(path: str) -> None:
     if os.path.exists(path) and not os.path.isdir(path):
         raise BadArgumentError(f"export: {path} exists and is not a folder; name a folder (it is created if missing)")
+    missing = []  # os.makedirs recurses once per level: a path thousands of levels deep overflows it
+    while not os.path.isdir(path) and os.path.dirname(path) != path:
+        missing.append(path)
+        path = os.path.dirname(path)
+    made: list[str] = []
     try:
-        os.makedirs(path, exist_ok=True)
+        for folder in reversed(missing):
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(folder)
+                made.append(folder)
     except OSError as error:
-        raise BadArgumentError(f"export: cannot create the folder {path} ({error.strerror or error})") from None
+        for folder in reversed(made):  # a failed export leaves no empty folders behind
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)
+        raise BadArgumentError(f"export: cannot create the folder {missing[0]} ({error.strerror or error})") from None
+    if missing and not os.path.isdir(missing[0]):  # a file took the name meanwhile
+        raise BadArgumentError(f"export: {missing[0]} exists and is not a folder; name a folder")
 
 
 def _holds(path: str, sha256: str) -> bool:
-    """Whether ``path`` is a regular file (not a link) with these bytes."""
+    """Whether ``path`` is a regular file (not a link) of the user running export, with these bytes:
+    another user's copy is theirs to change, so it is replaced by one of ours."""
     try:
-        if not stat.S_ISREG(os.lstat(path).st_mode):
+        found = os.lstat(path)
+        if not stat.S_ISREG(found.st_mode) or found.st_uid != getattr(os, "geteuid", lambda: found.st_uid)():
             return False
         return _sha256(path) == sha256
     except OSError:

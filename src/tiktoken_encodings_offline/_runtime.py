@@ -160,18 +160,22 @@ def _install_fastpath(rows: list[Row], folder: str) -> str:
     done, skipped = [], []
     for name in SIGNATURES:
         original = getattr(tiktoken.load, name, None)
-        names = _parameters(original)
+        # tiktoken's own function was made by running tiktoken/load.py: its globals are that module's.
+        # Anything else (a user's replacement, made before the first get_encoding) is theirs to keep.
+        own = getattr(original, "__globals__", None) is vars(tiktoken.load)
+        names = _parameters(original, name) if own else None
         if original is None or names is None:
-            skipped.append(f"{name} ({'missing' if original is None else 'other parameters'})")
+            why = "missing" if original is None else "other parameters" if own else "replaced by someone else"
+            skipped.append(f"{name} ({why})")
             continue
-        fast = _fast_loader(original, names, ranks_for)
+        fast = _fast_loader(original, name, names, ranks_for)
         setattr(tiktoken.load, name, fast)
-        if public is not None and getattr(public, name, None) is original:
+        if public is not None and getattr(public, name, None) is original:  # else: someone else's, it stays
             setattr(public, name, fast)
         done.append(name)
     files = sorted({url.rsplit("/", 1)[-1] for source in by_source for url in source})
     state = f"on for {', '.join(files)} via {', '.join(done)}" if done else "off"
-    return state + (f"; tiktoken's own {', '.join(skipped)} kept" if skipped else "")
+    return state + (f"; left as found: {', '.join(skipped)}" if skipped else "")
 
 
 def tiktokens_own(loader: Any) -> Any:
@@ -179,13 +183,13 @@ def tiktokens_own(loader: Any) -> Any:
     return loader.__wrapped__ if getattr(loader, _FAST_MARKER, False) else loader
 
 
-def _parameters(function: object) -> tuple[str, ...] | None:
-    """The parameter names of a tiktoken loader whose signature is one we know, else None."""
+def _parameters(function: object, name: str) -> tuple[str, ...] | None:
+    """The parameter names of tiktoken's loader ``name`` when its signature is one we know, else None."""
     code = getattr(function, "__code__", None)
     if code is None or code.co_kwonlyargcount or code.co_flags & 0x0C:  # *args, **kwargs
         return None
     names = tuple(code.co_varnames[: code.co_argcount])
-    known = SIGNATURES.get(getattr(function, "__name__", ""), ())
+    known = SIGNATURES.get(name, ())
     return names if (names, getattr(function, "__defaults__", None)) in known else None
 
 
@@ -255,8 +259,8 @@ def _ranks_for(by_source: dict[tuple[str, ...], Table], load: Any, reader: Calla
     return ranks_for
 
 
-def _fast_loader(original: Callable[..., Ranks], names: tuple[str, ...], ranks_for: RanksFor) -> Any:
-    files, hashes = SOURCE_PARAMETERS[original.__name__]
+def _fast_loader(original: Callable[..., Ranks], name: str, names: tuple[str, ...], ranks_for: RanksFor) -> Any:
+    files, hashes = SOURCE_PARAMETERS[name]
 
     @functools.wraps(original)
     def fast_loader(*args: Any, **kwargs: Any) -> Ranks:

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sys
+import threading
 from dataclasses import dataclass, field, replace
 from importlib.metadata import version
 
-from ._files import FIX, PACKAGE_DIR, inspect, misnamed_row, read_regular_file
+from ._files import DISABLE_ENV, FIX, PACKAGE_DIR, _env_flag, inspect, misnamed_row, read_regular_file
 from ._manifest import sha256_file
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Callable
 
 TIKTOKEN_MISSING = (
     "tiktoken is not installed (pip install --no-deps skips it, and this package needs it); fix: pip install tiktoken"
@@ -17,6 +24,8 @@ TIKTOKEN_MISSING = (
 
 START_MODULE = "_tiktoken_encodings_offline_startup"  # what the wheel's .pth line imports
 START_LINE = "tiktoken_encodings_offline.pth"
+
+NOT_BUILT = f"{DISABLE_ENV} is set: not built, as that would switch the package on; unset it to build each encoding"
 
 SAMPLE = "hello world 你好 안녕하세요 🙂 def f(x):\n    return x  \t\n"
 
@@ -210,11 +219,20 @@ def _verify(folder: str, load: bool) -> VerifyResult:
     if problem:
         return VerifyResult(folder, files, (), problem)
     missing = tiktoken_missing() if load else None
-    tables, tables_problem = check_tables(folder, compare=load and not missing)
+    switched_off = load and not missing and _switched_off()
+    tables, tables_problem = check_tables(folder, compare=load and not missing and not switched_off)
     if missing or not load:
         return VerifyResult(folder, files, (), missing, tables, tables_problem)
     names = dict.fromkeys(row[0] for row in inspect(folder)[0])
-    return VerifyResult(folder, files, tuple(_load(name, folder) for name in names), None, tables, tables_problem)
+    built = (EncodingCheck(name, None, NOT_BUILT) if switched_off else _load(name, folder) for name in names)
+    return VerifyResult(folder, files, tuple(built), None, tables, tables_problem)
+
+
+def _switched_off() -> bool:
+    """The package is off in this process: building an encoding would wrap tiktoken's reader for good."""
+    from ._runtime import is_installed
+
+    return _env_flag(DISABLE_ENV) and not is_installed()
 
 
 def _load(name: str, folder: str) -> EncodingCheck:
@@ -232,19 +250,49 @@ def _load(name: str, folder: str) -> EncodingCheck:
     if constructor is None:  # o200k_harmony on tiktoken < 0.10: its files are checked above
         return EncodingCheck(name, None, f"tiktoken {version('tiktoken')} has no such encoding")
 
-    def no_network(blobpath: str) -> bytes:
-        raise RuntimeError(f"verify blocks network access, and {blobpath} was asked for")
-
-    real_read_file = tiktoken.load.read_file
-    tiktoken.load.read_file = no_network
     try:
-        with serving_only_vendored():
+        with serving_only_vendored(), _network_blocked():
             encoding = tiktoken.Encoding(**constructor())
         tokens = encoding.encode(SAMPLE)
         if encoding.decode(tokens) != SAMPLE:
             return EncodingCheck(name, "a sample text did not decode back to itself")
     except Exception as error:
         return EncodingCheck(name, f"{type(error).__name__}: {error}")
-    finally:
-        tiktoken.load.read_file = real_read_file
     return EncodingCheck(name, None)
+
+
+# tiktoken's downloader is replaced while any thread verifies, and raises only on those threads.
+_blocking = threading.local()
+_blocker_lock = threading.Lock()
+_blocker_users = 0
+_real_read_file: list[Callable[[str], bytes]] = []  # tiktoken.load.read_file as the first verify found it
+
+
+def _blocked_read_file(blobpath: str) -> bytes:
+    if getattr(_blocking, "active", False):
+        raise RuntimeError(f"verify blocks network access, and {blobpath} was asked for")
+    return _real_read_file[-1](blobpath)
+
+
+@contextlib.contextmanager
+def _network_blocked() -> Iterator[None]:
+    """On this thread, tiktoken's downloader raises; other threads download as before. The last
+    verify to finish puts tiktoken's function back (unless someone else replaced it meanwhile)."""
+    global _blocker_users
+    import tiktoken.load
+
+    with _blocker_lock:
+        if _blocker_users == 0 and tiktoken.load.read_file is not _blocked_read_file:
+            _real_read_file[:] = [tiktoken.load.read_file]
+            tiktoken.load.read_file = _blocked_read_file
+        _blocker_users += 1
+    outer = getattr(_blocking, "active", False)
+    _blocking.active = True
+    try:
+        yield
+    finally:
+        _blocking.active = outer
+        with _blocker_lock:
+            _blocker_users -= 1
+            if _blocker_users == 0 and tiktoken.load.read_file is _blocked_read_file:
+                tiktoken.load.read_file = _real_read_file[-1]  # type: ignore[assignment]
