@@ -10,12 +10,13 @@ import json
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
 
 from conftest import PROBE
-from helpers import MANIFEST, clean_env, copy_project, make_venv, offline, run
+from helpers import MANIFEST, clean_env, copy_project, make_venv, offline, run, wheel_members
 
 START_MODULE = "_tiktoken_encodings_offline_startup"
 
@@ -78,7 +79,7 @@ def test_direct_calls_give_the_reference_ids_with_no_import(
     assert len(out["ranks"]) == len(MANIFEST.blobs) - 1  # the two GPT-2 files make one table
 
 
-@pytest.mark.parametrize("how", ["disable", "disable-start-file", "dash-S"])
+@pytest.mark.parametrize("how", ["disable", "disable-run-time-hook", "dash-S"])
 def test_disable_and_dash_s_leave_plain_tiktoken(runtime_venv: Path, tmp_path: Path, how: str) -> None:
     code = (
         f"import sys; print({START_MODULE!r} in sys.modules, 'tiktoken_encodings_offline' in sys.modules)\n"
@@ -90,35 +91,36 @@ def test_disable_and_dash_s_leave_plain_tiktoken(runtime_venv: Path, tmp_path: P
     disabled = {"TIKTOKEN_ENCODINGS_OFFLINE_DISABLE": "1"}
     if how == "disable":
         result = offline_python(runtime_venv, code, tmp_path, check=False, **disabled)
-    elif how == "disable-start-file":  # as Python 3.15 runs the .start file (PEP 829), by hand, with no .pth
-        start = f"import pkgutil; pkgutil.resolve_name({START_MODULE + ':install'!r})()\n"
+    elif how == "disable-run-time-hook":  # as PyInstaller's run-time hook installs it, with no .pth
+        start = f"import {START_MODULE}; {START_MODULE}.install()\n"
         result = offline_python(runtime_venv, start + code, tmp_path, "-S", check=False, PYTHONPATH=site, **disabled)
     else:  # no site: no .pth at all; site-packages reached through PYTHONPATH, which reads no .pth
         result = offline_python(runtime_venv, code, tmp_path, "-S", check=False, PYTHONPATH=site)
-    hook_module_imported = how == "disable-start-file"  # by the entry point itself, which then did nothing
+    hook_module_imported = how != "dash-S"  # by the .pth line or the run-time hook, which then did nothing
     assert result.stdout.split() == [str(hook_module_imported), "False", "False"]
     assert result.returncode == 1 and "ConnectionError" in result.stderr  # plain tiktoken, offline
 
 
-def test_start_up_imports_no_module_that_plain_start_up_does_not(runtime_venv: Path, tmp_path: Path) -> None:
-    """The same modules as a venv without the package; yet the hook is there (tiktoken activates)."""
+def test_start_up_imports_the_hook_module_and_nothing_else(runtime_venv: Path, tmp_path: Path) -> None:
+    """The modules of a venv without the package, and the hook module; tiktoken activates."""
     plain = make_venv(tmp_path / "plain")  # the same Python, pip and setuptools, no package of ours
     modules = "import json, sys; print(json.dumps(sorted(sys.modules)))"
     active = "import tiktoken.load; print(getattr(tiktoken.load.read_file_cached, '__tiktoken_encodings_offline__', 0))"
     with_hook, hook_active = offline_python(runtime_venv, f"{modules}\n{active}", tmp_path).stdout.splitlines()
     without = offline_python(plain, modules, tmp_path).stdout
-    assert set(json.loads(with_hook)) == set(json.loads(without))
+    assert set(json.loads(with_hook)) - set(json.loads(without)) == {START_MODULE}
+    assert set(json.loads(without)) <= set(json.loads(with_hook))
     assert hook_active == "True"
 
 
 @pytest.mark.parametrize("name", ["tiktoken", "openai_harmony"])
-def test_the_hook_module_is_imported_at_the_first_import_of_tiktoken_or_harmony_only(
+def test_the_package_is_imported_at_the_first_import_of_tiktoken_or_harmony_only(
     harmony_venv: Path, tmp_path: Path, name: str
 ) -> None:
     """Other imports (json, email, a missing module) leave it out; the watched one brings it and activates."""
     code = (
         "import os, sys\n"
-        f"seen = lambda: print({START_MODULE!r} in sys.modules, os.environ.get('TIKTOKEN_RS_CACHE_DIR'))\n"
+        "seen = lambda: print('tiktoken_encodings_offline' in sys.modules, os.environ.get('TIKTOKEN_RS_CACHE_DIR'))\n"
         "seen()\n"
         "import json, email.message\n"
         "try:\n    import no_such_module\nexcept ImportError:\n    pass\n"
@@ -131,13 +133,11 @@ def test_the_hook_module_is_imported_at_the_first_import_of_tiktoken_or_harmony_
     assert out == ["False None", "False None", f"True {data}"]
 
 
-# Each entry of sys.meta_path, as one word: the .pth line's triggers are plain functions, the hook
-# module's finder goes by its class name, every other entry by its class name (a class by its own).
+# Each entry of sys.meta_path, as one word: its class name (a class by its own name).
 META_PATH = (
     "import sys\n"
     "def meta_path():\n"
-    "    kinds = (type(entry).__name__ if not isinstance(entry, type) else entry.__name__ for entry in sys.meta_path)\n"
-    "    print(' '.join('trigger' if kind == 'function' else kind for kind in kinds))\n"
+    "    print(' '.join(type(e).__name__ if not isinstance(e, type) else e.__name__ for e in sys.meta_path))\n"
 )
 FINDER = "TiktokenEncodingsOfflineFinder"
 
@@ -147,24 +147,20 @@ def read_pth_again(site: Path) -> str:
     return f"import site; site.addpackage({str(site)!r}, 'tiktoken_encodings_offline.pth', set())\n"
 
 
-@pytest.mark.parametrize("start_file_too", [False, True], ids=["pth", "pth-and-start-file"])
-def test_one_finder_in_place_of_every_trigger_and_none_once_both_names_are_imported(
-    harmony_venv: Path, tmp_path: Path, start_file_too: bool
+@pytest.mark.parametrize("run_time_hook_too", [False, True], ids=["pth", "pth-and-run-time-hook"])
+def test_one_finder_first_and_none_once_both_names_are_imported(
+    harmony_venv: Path, tmp_path: Path, run_time_hook_too: bool
 ) -> None:
-    """The .pth read more than once adds a trigger each time (a venv's site reads it twice already).
-
-    The first import of tiktoken puts one finder in the place of the first trigger and removes the
-    others (or the .start entry point does, before it); the finder leaves after openai_harmony.
-    Every other import hook stays where it was.
-    """
+    """One finder first in sys.meta_path from start-up on, however often the .pth is read (a venv's
+    site reads it twice already) or install() is called; it leaves after both names are imported.
+    Every other import hook stays where it was."""
     site = site_packages(harmony_venv)
-    start_file = f"pkgutil.resolve_name({START_MODULE + ':install'!r})()\n" if start_file_too else ""
+    again = f"import {START_MODULE}; {START_MODULE}.install()\n" if run_time_hook_too else ""
     code = (
-        f"{META_PATH}import pkgutil\n"
+        f"{META_PATH}"
         "meta_path()\n"
-        f"{read_pth_again(site)}"
+        f"{read_pth_again(site)}{again}"
         "meta_path()\n"
-        f"{start_file}"
         "import tiktoken\n"
         "meta_path()\n"
         "import openai_harmony\n"
@@ -173,13 +169,10 @@ def test_one_finder_in_place_of_every_trigger_and_none_once_both_names_are_impor
     at_start, read_again, after_tiktoken, after_harmony = offline_python(
         harmony_venv, code, tmp_path
     ).stdout.splitlines()
-    triggers = at_start.split().count("trigger")
-    assert triggers >= 1 and read_again.split().count("trigger") == triggers + 1
-    others = [kind for kind in at_start.split() if kind != "trigger"]
-    assert others[-1] == "PathFinder" and FINDER not in others
-    assert after_tiktoken.split() == [FINDER, *others]
+    first, *others = at_start.split()
+    assert first == FINDER and others[-1] == "PathFinder" and FINDER not in others
+    assert read_again == at_start and after_tiktoken == at_start
     assert after_harmony.split() == others
-    assert [kind for kind in read_again.split() if kind != "trigger"] == others
 
 
 @pytest.mark.parametrize("switch", ["set-after-start-up", "unset-after-start-up"])
@@ -201,7 +194,6 @@ def test_the_switch_is_read_at_the_first_import_of_tiktoken(runtime_venv: Path, 
     at_start = {} if disabled else {"TIKTOKEN_ENCODINGS_OFFLINE_DISABLE": "1"}
     result = offline_python(runtime_venv, code, tmp_path, check=False, **at_start)
     meta_path, imported, *ids = result.stdout.splitlines()
-    assert "trigger" not in meta_path.split()
     if disabled:
         assert FINDER not in meta_path.split() and imported == "False None"
         assert ids == [] and result.returncode == 1 and "ConnectionError" in result.stderr  # plain tiktoken
@@ -226,24 +218,29 @@ def test_a_missing_module_fails_as_before_and_activates_nothing(full_wheel: Path
 
 
 @pytest.mark.parametrize("imported_first", [False, True], ids=["before-tiktoken", "after-tiktoken"])
-def test_the_start_file_names_the_hook_and_it_activates_on_its_own(
-    runtime_venv: Path, tmp_path: Path, imported_first: bool
-) -> None:
-    """What Python 3.15 does with the .start file (PEP 829), done by hand on this Python: no .pth.
+def test_the_run_time_hook_call_activates_on_its_own(runtime_venv: Path, tmp_path: Path, imported_first: bool) -> None:
+    """What PyInstaller's run-time hook does (import the module, call install()), with no .pth.
 
     Also run after tiktoken is imported (as a tool that installs it late would): it activates at once.
     """
     site = site_packages(runtime_venv)
-    entry_point = (site / "tiktoken_encodings_offline.start").read_text(encoding="utf-8").strip()
-    assert entry_point == f"{START_MODULE}:install"
     first = "import tiktoken\n" if imported_first else ""
     code = (
-        f"import pkgutil, sys; sys.path.append({str(site)!r})\n{first}"
-        f"pkgutil.resolve_name({entry_point!r})()\n"
+        f"import sys; sys.path.append({str(site)!r})\n{first}"
+        f"import {START_MODULE}; {START_MODULE}.install()\n"
         "import tiktoken, tiktoken_ext.openai_public as p\n"
         "print(tiktoken.Encoding(**p.o200k_base()).encode('hello world'))"
     )
     assert offline_python(runtime_venv, code, tmp_path, "-S").stdout.strip() == "[24912, 2375]"
+
+
+def test_the_pth_line_is_one_plain_import_and_no_start_file_ships(full_wheel: Path) -> None:
+    """A reviewer reads the whole start-up line at a glance. No PEP 829 .start file while every
+    Python that reads one imports pkgutil and more at each start (docs/runtime.md)."""
+    members = wheel_members(full_wheel)
+    assert not [name for name in members if name.endswith(".start")]
+    with zipfile.ZipFile(full_wheel) as archive:
+        assert archive.read("tiktoken_encodings_offline.pth") == f"import {START_MODULE}\n".encode()
 
 
 @pytest.mark.parametrize("imported_first", [False, True], ids=["before-tiktoken", "after-tiktoken"])
