@@ -1,4 +1,4 @@
-"""Start-up hook of tiktoken-encodings-offline: activate the package when tiktoken is imported.
+"""Start-up hook of tiktoken-encodings-offline: activate the package when tiktoken reads its files.
 
 The one line of ``tiktoken_encodings_offline.pth`` imports this module at start-up (and the
 PyInstaller run-time hook calls ``install()``). At start-up it puts one finder first in
@@ -6,7 +6,8 @@ PyInstaller run-time hook calls ``install()``). At start-up it puts one finder f
 no module that start-up has not imported already.
 
 The finder finds nothing itself. It answers None to every import after one set look-up, except the
-first import of ``tiktoken`` and of ``openai_harmony``. For those it reads
+first import of ``tiktoken.load`` (tiktoken reads every file through it: ``get_encoding``, the
+encoding constructors, ``load_tiktoken_bpe``) and of ``openai_harmony``. For those it reads
 ``TIKTOKEN_ENCODINGS_OFFLINE_DISABLE`` (switched on: it leaves, nothing activates), asks the finders
 after it for the module, lets the module load exactly as they found it, then calls
 ``tiktoken_encodings_offline.activate()`` (the same call the ``tiktoken_ext`` plugin makes). It
@@ -30,20 +31,26 @@ if TYPE_CHECKING:
     from types import ModuleType
 
 DISABLE_ENV = "TIKTOKEN_ENCODINGS_OFFLINE_DISABLE"  # tiktoken_encodings_offline.DISABLE_ENV
-WATCHED = ("tiktoken", "openai_harmony")
+# tiktoken.load and not tiktoken: activation imports tiktoken.load, which it must not do while
+# tiktoken runs (another thread importing tiktoken.load then waits for tiktoken: a deadlock), nor
+# within a lazy import of tiktoken (importlib.util.LazyLoader: a second tiktoken.load).
+WATCHED = ("tiktoken.load", "openai_harmony")
 
-_lock = allocate_lock()  # threads importing tiktoken and openai_harmony at once: one finder, one notice
+_lock = allocate_lock()  # threads importing tiktoken and openai_harmony at once: one notice
 _failed = False  # activation failed once: said once, not tried again (the tiktoken_ext plugin reads it)
 
 
 def install() -> None:
-    """Put the finder first in ``sys.meta_path``, once; activate at once if tiktoken is imported already."""
-    with _lock:
-        if any(isinstance(entry, TiktokenEncodingsOfflineFinder) for entry in sys.meta_path):
-            return
-        pending = {name for name in WATCHED if name not in sys.modules}
-        if pending:
-            sys.meta_path.insert(0, TiktokenEncodingsOfflineFinder(pending))
+    """Put the finder first in ``sys.meta_path``, once; activate at once what is imported already.
+
+    Run by this module's import (Python imports a module once) and by PyInstaller's run-time hook
+    after it, both before any thread of the program.
+    """
+    if any(isinstance(entry, TiktokenEncodingsOfflineFinder) for entry in sys.meta_path):
+        return
+    pending = {name for name in WATCHED if name not in sys.modules}
+    if pending:
+        sys.meta_path.insert(0, TiktokenEncodingsOfflineFinder(pending))
     if len(pending) < len(WATCHED) and not _disabled():
         _activate()  # read late (site.addsitedir by hand, a tool): what is imported already, now
 
@@ -121,9 +128,6 @@ class TiktokenEncodingsOfflineFinder:
                 return spec  # type: ignore[no-any-return]
         return None
 
-    def watch(self, name: str) -> None:
-        self._pending.add(name)
-
     def loaded(self, name: str) -> None:
         self._pending.discard(name)
         if not self._pending:
@@ -156,14 +160,9 @@ class ActivateAfterLoading:
         if module.__spec__ is not None:
             module.__spec__.loader = self._loader  # type: ignore[assignment]
         self._loader.exec_module(module)  # type: ignore[attr-defined]
-        # Python's import marks the spec "_initializing" while the module runs. importlib.util.LazyLoader
-        # runs it later, at its first use, which may be `import tiktoken.load` itself: activating then
-        # would import a second tiktoken.load. Activation waits for that import instead.
-        lazy = not getattr(module.__spec__, "_initializing", False)
-        if module.__name__ == "tiktoken" and lazy and "tiktoken.load" not in sys.modules:
-            self._finder.watch("tiktoken.load")
-        else:
-            _activate()
+        if module.__name__ == "tiktoken.load":  # Python binds it on tiktoken just after; activation reads it there
+            setattr(sys.modules["tiktoken"], "load", module)  # noqa: B010 - the name is the module's
+        _activate()
         self._finder.loaded(module.__name__)
 
 
