@@ -22,7 +22,7 @@ activates it), so it repeats the name of the switch that turns everything off.
 # start-up does not; the annotations that need it are strings instead.
 import os
 import sys
-from _thread import allocate_lock, get_ident  # built in, and imported by every start-up already
+from _thread import allocate_lock  # built in, and imported by every start-up already
 
 TYPE_CHECKING = False  # typing is not imported at start-up; this module must not import it either
 if TYPE_CHECKING:
@@ -87,21 +87,22 @@ class TiktokenEncodingsOfflineFinder:
 
     def __init__(self, names: "set[str]") -> None:
         self._pending = names
-        self._asking: set[tuple[int, str]] = set()  # (thread, name): that thread asks the finders after this one
+        # The names this finder is asking the finders after it about: one of them may ask it again.
+        # Python holds its import lock over every find_spec call, so only this thread is asking.
+        self._asking: set[str] = set()
 
     def find_spec(
         self, fullname: str, path: "Sequence[str] | None" = None, target: "ModuleType | None" = None
     ) -> "ModuleSpec | None":
-        asking = (get_ident(), fullname)
-        if fullname not in self._pending or asking in self._asking:
+        if fullname not in self._pending or fullname in self._asking:
             return None
         if _disabled():  # read at the first watched import: nothing activates in this process
             self._pending.clear()
-        self._asking.add(asking)
+        self._asking.add(fullname)
         try:
             spec = self._spec_from_the_finders_after_this_one(fullname, path, target)
         finally:
-            self._asking.discard(asking)
+            self._asking.discard(fullname)
         if not self._pending:
             # Leave now. Python goes down this very list for the import under way and would skip the
             # entry after this one: the spec they found is the answer.

@@ -421,10 +421,10 @@ def test_an_import_hook_after_the_finder_still_loads_tiktoken(
 ) -> None:
     """The finder hands a watched import to the finders after it, in order: an import hook placed
     after it (before PathFinder) is the one that loads tiktoken.load, and the package activates after.
+    The hook asks every other finder itself, this one included (which then answers None).
     Switched off, the finder leaves at that import, and the hook after it still loads the module."""
     code = (
         "import sys\n"
-        "from importlib.machinery import PathFinder\n"
         "class Marking:\n"
         "    def __init__(self, loader):\n"
         "        self.loader = loader\n"
@@ -435,10 +435,13 @@ def test_an_import_hook_after_the_finder_still_loads_tiktoken(
         "        self.loader.exec_module(module)\n"
         "class Hook:\n"
         "    def find_spec(self, name, path=None, target=None):\n"
-        "        spec = PathFinder.find_spec(name, path, target) if name == 'tiktoken.load' else None\n"
-        "        if spec is not None:\n"
-        "            spec.loader = Marking(spec.loader)\n"
-        "        return spec\n"
+        "        if name != 'tiktoken.load':\n"
+        "            return None\n"
+        "        for finder in [f for f in sys.meta_path if f is not self]:  # as Mercurial's hook does\n"
+        "            spec = finder.find_spec(name, path, target)\n"
+        "            if spec is not None:\n"
+        "                spec.loader = Marking(spec.loader)\n"
+        "                return spec\n"
         "sys.meta_path.insert(1, Hook())\n"
         "print(*[type(e).__name__ for e in sys.meta_path[:2]])\n"
         "import tiktoken, tiktoken.load\n"
@@ -483,16 +486,16 @@ def test_tiktoken_imported_through_lazyloader_activates_one_tiktoken_load(
 THREADS = """
 import importlib.util, os, sys, threading
 sys.setswitchinterval(1e-6)
-BROKEN = {broken!r}
-if BROKEN:  # the package cannot be imported: activation fails in every thread that tries
-    sys.modules["tiktoken_encodings_offline"] = None
 counts, done = [], threading.Event()
 count = lambda: sum(type(e).__name__ == "TiktokenEncodingsOfflineFinder" for e in list(sys.meta_path))
 start = threading.Barrier(33)
 def load(i):
     start.wait()
-    if i % 4 == 3:  # the check many libraries make before they import: it runs no module
-        assert importlib.util.find_spec("tiktoken") is not None
+    if i % 4 == 3:  # the check many libraries make before they import (it runs no module), until imported
+        for _ in range(2000):
+            if "tiktoken.load" in sys.modules:
+                break
+            assert importlib.util.find_spec("tiktoken.load") is not None
     else:
         __import__(("tiktoken", "openai_harmony", "tiktoken.load")[i % 4])
     counts.append(count())
@@ -516,13 +519,18 @@ def test_concurrent_first_imports_leave_one_finder_then_none_and_say_a_notice_on
     harmony_venv: Path, tmp_path: Path, broken: bool
 ) -> None:
     """32 threads (and a watcher) in each of 12 fresh processes: never two finders, none at the end,
-    activated when intact; with the package unimportable, tiktoken works and the notice is said once."""
+    activated when intact. With the package unimportable (slowly, so that the activations after
+    tiktoken.load and after openai_harmony both fail at once), tiktoken works and the notice is said once."""
     activated = (
         "'broken'" if broken else ACTIVATED.replace("sys.modules['tiktoken.load']", "sys.modules.get('tiktoken.load')")
     )
-    code = THREADS.format(broken=broken, activated=activated)
+    code = THREADS.format(activated=activated)
+    broken_package = tmp_path / "broken" / "tiktoken_encodings_offline" / "__init__.py"
+    broken_package.parent.mkdir(parents=True)
+    broken_package.write_text("import time\ntime.sleep(0.3)\nraise RuntimeError('damaged on purpose')\n")
+    env = {"PYTHONPATH": str(broken_package.parent.parent)} if broken else {}
     for _ in range(12):
-        result = offline_python(harmony_venv, code, tmp_path)
+        result = offline_python(harmony_venv, code, tmp_path, **env)
         final, most, _least, state = result.stdout.split()
         assert (final, most) == ("0", "1"), result.stdout
         notices = result.stderr.count("tiktoken-encodings-offline: not active")
