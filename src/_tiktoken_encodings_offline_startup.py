@@ -1,21 +1,18 @@
-"""Start-up hook of tiktoken-encodings-offline: activate the package when tiktoken is imported.
+"""Start-up hook of tiktoken-encodings-offline: activate the package when tiktoken reads its files.
 
-Python starts it in one of two ways:
+The one line of ``tiktoken_encodings_offline.pth`` imports this module at start-up (and the
+PyInstaller run-time hook calls ``install()``). At start-up it puts one finder first in
+``sys.meta_path`` and does nothing else: it reads no file and no environment variable, and imports
+no module that start-up has not imported already.
 
-- Python up to 3.14: the one line of ``tiktoken_encodings_offline.pth`` imports no module and reads
-  no switch. It puts a trigger first in ``sys.meta_path``: a lambda that answers every import with
-  None after one set look-up, except ``tiktoken`` and ``openai_harmony``: for those it imports this
-  module and calls ``take_over()``. If tiktoken is imported already (site read the file late), the
-  line calls the trigger at once.
-- Python 3.15 on: the ``tiktoken_encodings_offline.start`` file (PEP 829) calls ``install()`` here,
-  and Python then skips the ``.pth`` import line.
-
-Either way this module reads ``TIKTOKEN_ENCODINGS_OFFLINE_DISABLE`` then: switched on, it removes
-every trigger and nothing activates. Otherwise it puts its finder (``TiktokenEncodingsOfflineFinder``)
-in ``sys.meta_path`` once, in place of the triggers. It answers every import with None after one set
-look-up, except the first import of ``tiktoken`` and of ``openai_harmony``: it lets that module load
-exactly as it would without the finder, then calls ``tiktoken_encodings_offline.activate()`` (the
-same call the ``tiktoken_ext`` plugin makes), and leaves ``sys.meta_path`` once both are seen.
+The finder finds nothing itself. It answers None to every import after one set look-up, except the
+first import of ``tiktoken.load`` (tiktoken reads every file through it: ``get_encoding``, the
+encoding constructors, ``load_tiktoken_bpe``) and of ``openai_harmony``. For those it reads
+``TIKTOKEN_ENCODINGS_OFFLINE_DISABLE`` (switched on: it leaves, nothing activates), asks the finders
+after it for the module, lets the module load exactly as they found it, then calls
+``tiktoken_encodings_offline.activate()`` (the same call the ``tiktoken_ext`` plugin makes). It
+leaves ``sys.meta_path`` once both names are seen. It never raises: a failed activation is one
+line on stderr, once per process, and tiktoken works as without the package.
 
 This module must not import ``tiktoken_encodings_offline`` before that (importing the package
 activates it), so it repeats the name of the switch that turns everything off.
@@ -25,6 +22,7 @@ activates it), so it repeats the name of the switch that turns everything off.
 # start-up does not; the annotations that need it are strings instead.
 import os
 import sys
+from _thread import allocate_lock  # built in, and imported by every start-up already
 
 TYPE_CHECKING = False  # typing is not imported at start-up; this module must not import it either
 if TYPE_CHECKING:
@@ -33,83 +31,33 @@ if TYPE_CHECKING:
     from types import ModuleType
 
 DISABLE_ENV = "TIKTOKEN_ENCODINGS_OFFLINE_DISABLE"  # tiktoken_encodings_offline.DISABLE_ENV
-WATCHED = ("tiktoken", "openai_harmony")  # also in the .pth line
-MODULE = "_tiktoken_encodings_offline_startup"  # this module, as the .pth line names it
+# tiktoken.load and not tiktoken: activation imports tiktoken.load, which it must not do while
+# tiktoken runs (another thread importing tiktoken.load then waits for tiktoken: a deadlock), nor
+# within a lazy import of tiktoken (importlib.util.LazyLoader: a second tiktoken.load).
+WATCHED = ("tiktoken.load", "openai_harmony")
 
-_failed = False  # activation failed once: said once, not tried again
+_lock = allocate_lock()  # threads importing tiktoken and openai_harmony at once: one notice
+_failed = False  # activation failed once: said once, not tried again (the tiktoken_ext plugin reads it)
 
 
 def install() -> None:
-    """Put the finder first in ``sys.meta_path`` in place of the .pth line's triggers, unless switched off."""
-    finder = None if _disabled() else _the_finder()
-    _replace_triggers(None)
-    if finder is not None and not _listed(finder):
-        sys.meta_path.insert(0, finder)
+    """Put the finder first in ``sys.meta_path``, once; activate at once what is imported already.
 
-
-def take_over(
-    fullname: str, path: "Sequence[str] | None" = None, target: "ModuleType | None" = None
-) -> "ModuleSpec | None":
-    """Called by the .pth line's trigger at an import of a watched name: this module's finder answers.
-
-    The line also calls it at once when tiktoken is imported already (the spec then goes unused).
+    Run by this module's import (Python imports a module once) and by PyInstaller's run-time hook
+    after it, both before any thread of the program.
     """
-    finder = None if _disabled() else _the_finder()
-    _replace_triggers(finder)
-    if finder is None:
-        # The trigger that called is gone from the list Python is going down for this import, so
-        # Python would skip the entry after it: the others are asked here instead.
-        return _spec_from_the_others(fullname)
-    return finder.find_spec(fullname, path, target)
-
-
-def _is_trigger(entry: object) -> bool:
-    # The .pth line's trigger is a lambda, so it has no class name to tell it by; it is the callable
-    # whose code holds this module's name among its constants. Each read of the .pth adds one, and
-    # site reads a venv's site-packages twice (site.venv() and site.main() both add it).
-    consts = getattr(getattr(entry, "__code__", None), "co_consts", None)
-    return isinstance(consts, tuple) and MODULE in consts
-
-
-def _replace_triggers(finder: "TiktokenEncodingsOfflineFinder | None") -> None:
-    """The first trigger's place goes to ``finder`` (if not listed yet); every other trigger leaves."""
-    places = [i for i, entry in enumerate(sys.meta_path) if _is_trigger(entry)]
-    if finder is not None and not _listed(finder):
-        # In the trigger's place, not removed: Python goes on down this very list for the import
-        # under way, and the order other import hooks set stays as it was.
-        if places:
-            sys.meta_path[places.pop(0)] = finder
-        else:
-            sys.meta_path.insert(0, finder)
-    for i in reversed(places):
-        del sys.meta_path[i]
-
-
-def _the_finder() -> "TiktokenEncodingsOfflineFinder | None":
-    """The finder in sys.meta_path, or a new one for the names not imported yet (None if none)."""
-    for entry in sys.meta_path:
-        if isinstance(entry, TiktokenEncodingsOfflineFinder):
-            return entry
-    if any(name in sys.modules for name in WATCHED):
-        _activate()  # installed late (by hand, or by a tool): what is imported already, now
+    if any(isinstance(entry, TiktokenEncodingsOfflineFinder) for entry in sys.meta_path):
+        return
     pending = {name for name in WATCHED if name not in sys.modules}
-    return TiktokenEncodingsOfflineFinder(pending) if pending else None
-
-
-def _listed(finder: "TiktokenEncodingsOfflineFinder") -> bool:
-    return any(entry is finder for entry in sys.meta_path)
+    if pending:
+        sys.meta_path.insert(0, TiktokenEncodingsOfflineFinder(pending))
+    if len(pending) < len(WATCHED) and not _disabled():
+        _activate()  # read late (site.addsitedir by hand, a tool): what is imported already, now
 
 
 def _disabled() -> bool:
     # The package's rule (tiktoken_encodings_offline._env_flag): unset, "", 0, false, no, off are off.
     return os.environ.get(DISABLE_ENV, "").strip().lower() not in ("", "0", "false", "no", "off")
-
-
-def _spec_from_the_others(fullname: str) -> "ModuleSpec | None":
-    """What the finders in sys.meta_path find for ``fullname`` (an error they raise, it raises)."""
-    from importlib.util import find_spec
-
-    return find_spec(fullname)
 
 
 def _activate() -> None:
@@ -121,7 +69,10 @@ def _activate() -> None:
 
         tiktoken_encodings_offline.activate()
     except Exception as error:
-        _failed = True
+        with _lock:
+            said, _failed = _failed, True
+        if said:  # another thread failed at the same moment and said it
+            return
         try:  # noqa: SIM105 - contextlib is not imported at start-up
             sys.stderr.write(
                 "tiktoken-encodings-offline: not active, tiktoken works as without it "
@@ -136,41 +87,64 @@ class TiktokenEncodingsOfflineFinder:
 
     def __init__(self, names: "set[str]") -> None:
         self._pending = names
-        self._looking_up: set[str] = set()
+        # The names this finder is asking the finders after it about: one of them may ask it again.
+        # Python holds its import lock over every find_spec call, so only this thread is asking.
+        self._asking: set[str] = set()
 
     def find_spec(
         self, fullname: str, path: "Sequence[str] | None" = None, target: "ModuleType | None" = None
     ) -> "ModuleSpec | None":
-        if fullname not in self._pending or fullname in self._looking_up:
+        if fullname not in self._pending or fullname in self._asking:
             return None
-        # The look-up below asks every finder again, this one included: it must answer None then.
-        # The name stays watched until its module has run: importlib.util.find_spec("tiktoken"),
-        # a check many libraries make before importing, runs no module and must not use it up.
-        self._looking_up.add(fullname)
+        if _disabled():  # read at the first watched import: nothing activates in this process
+            self._pending.clear()
+        self._asking.add(fullname)
         try:
-            spec = _spec_from_the_others(fullname)
+            spec = self._spec_from_the_finders_after_this_one(fullname, path, target)
         finally:
-            self._looking_up.discard(fullname)
+            self._asking.discard(fullname)
+        if not self._pending:
+            # Leave now. Python goes down this very list for the import under way and would skip the
+            # entry after this one: the spec they found is the answer.
+            self.leave()
+            return spec
         if spec is None or not hasattr(spec.loader, "exec_module"):
             return None  # not installed, or a loader this cannot follow: as if this finder were not here
         spec.loader = ActivateAfterLoading(spec.loader, self)  # type: ignore[assignment]
         return spec
 
+    def _spec_from_the_finders_after_this_one(
+        self, fullname: str, path: "Sequence[str] | None", target: "ModuleType | None"
+    ) -> "ModuleSpec | None":
+        """What the import would find without this finder: the first spec of the finders after it."""
+        finders = list(sys.meta_path)
+        places = [i for i, entry in enumerate(finders) if entry is self]
+        # Called by a hook in front that asks every finder itself: those after this one, if it is listed.
+        for finder in finders[places[0] + 1 :] if places else finders:
+            find_spec = getattr(finder, "find_spec", None)
+            if find_spec is None:
+                return None  # a finder of before Python 3.4 (find_module only): let the import ask it
+            spec = find_spec(fullname, path, target)
+            if spec is not None:
+                return spec  # type: ignore[no-any-return]
+        return None
+
     def loaded(self, name: str) -> None:
         self._pending.discard(name)
-
-    def leave_if_done(self) -> None:
         if not self._pending:
-            try:  # noqa: SIM105 - contextlib is not imported at start-up
-                sys.meta_path.remove(self)
-            except ValueError:
-                pass
+            self.leave()
+
+    def leave(self) -> None:
+        try:  # noqa: SIM105 - contextlib is not imported at start-up
+            sys.meta_path.remove(self)
+        except ValueError:  # gone already: another thread saw the last name too
+            pass
 
 
 class ActivateAfterLoading:
     """The module's own loader, and ``activate()`` once the module has run."""
 
-    def __init__(self, loader: object, finder: "TiktokenEncodingsOfflineFinder") -> None:
+    def __init__(self, loader: object, finder: TiktokenEncodingsOfflineFinder) -> None:
         self._loader = loader
         self._finder = finder
 
@@ -187,6 +161,10 @@ class ActivateAfterLoading:
         if module.__spec__ is not None:
             module.__spec__.loader = self._loader  # type: ignore[assignment]
         self._loader.exec_module(module)  # type: ignore[attr-defined]
-        self._finder.loaded(module.__name__)
+        if module.__name__ == "tiktoken.load":  # Python binds it on tiktoken just after; activation reads it there
+            setattr(sys.modules["tiktoken"], "load", module)  # noqa: B010 - the name is the module's
         _activate()
-        self._finder.leave_if_done()
+        self._finder.loaded(module.__name__)
+
+
+install()

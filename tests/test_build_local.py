@@ -43,7 +43,6 @@ CODE_MEMBERS = {
     "tiktoken_ext/tiktoken_encodings_offline.py",
     "_tiktoken_encodings_offline_startup.py",
     "tiktoken_encodings_offline.pth",
-    "tiktoken_encodings_offline.start",
     "tiktoken_encodings_offline/_pyinstaller/__init__.py",
     "tiktoken_encodings_offline/_pyinstaller/hook-tiktoken.registry.py",
     "tiktoken_encodings_offline/_pyinstaller/hook-tiktoken_encodings_offline.py",

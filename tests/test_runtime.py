@@ -513,7 +513,8 @@ def test_a_file_longer_than_its_size_is_read_to_one_byte_past_it(runtime_venv: P
     # /proc/self/status: a regular file whose fstat says 0 bytes and whose reads give more, as a
     # vendored file another process appends to between fstat and read.
     code = (
-        "import os, tiktoken_encodings_offline as package\n"
+        "import os\n"
+        "from tiktoken_encodings_offline import _files as package\n"
         "from tiktoken_encodings_offline._manifest import sha256_file\n"
         "path = '/proc/self/status'\n"
         "print(os.stat(path).st_size, len(open(path, 'rb').read()) > 100)\n"

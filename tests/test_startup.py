@@ -10,12 +10,13 @@ import json
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
 
-from conftest import PROBE
-from helpers import MANIFEST, clean_env, copy_project, make_venv, offline, run
+from conftest import PROBE, build_env
+from helpers import MANIFEST, build_wheel, clean_env, copy_project, make_venv, offline, run, wheel_members
 
 START_MODULE = "_tiktoken_encodings_offline_startup"
 
@@ -78,7 +79,7 @@ def test_direct_calls_give_the_reference_ids_with_no_import(
     assert len(out["ranks"]) == len(MANIFEST.blobs) - 1  # the two GPT-2 files make one table
 
 
-@pytest.mark.parametrize("how", ["disable", "disable-start-file", "dash-S"])
+@pytest.mark.parametrize("how", ["disable", "disable-run-time-hook", "dash-S"])
 def test_disable_and_dash_s_leave_plain_tiktoken(runtime_venv: Path, tmp_path: Path, how: str) -> None:
     code = (
         f"import sys; print({START_MODULE!r} in sys.modules, 'tiktoken_encodings_offline' in sys.modules)\n"
@@ -90,38 +91,41 @@ def test_disable_and_dash_s_leave_plain_tiktoken(runtime_venv: Path, tmp_path: P
     disabled = {"TIKTOKEN_ENCODINGS_OFFLINE_DISABLE": "1"}
     if how == "disable":
         result = offline_python(runtime_venv, code, tmp_path, check=False, **disabled)
-    elif how == "disable-start-file":  # as Python 3.15 runs the .start file (PEP 829), by hand, with no .pth
-        start = f"import pkgutil; pkgutil.resolve_name({START_MODULE + ':install'!r})()\n"
+    elif how == "disable-run-time-hook":  # as PyInstaller's run-time hook installs it, with no .pth
+        start = f"import {START_MODULE}; {START_MODULE}.install()\n"
         result = offline_python(runtime_venv, start + code, tmp_path, "-S", check=False, PYTHONPATH=site, **disabled)
     else:  # no site: no .pth at all; site-packages reached through PYTHONPATH, which reads no .pth
         result = offline_python(runtime_venv, code, tmp_path, "-S", check=False, PYTHONPATH=site)
-    hook_module_imported = how == "disable-start-file"  # by the entry point itself, which then did nothing
+    hook_module_imported = how != "dash-S"  # by the .pth line or the run-time hook, which then did nothing
     assert result.stdout.split() == [str(hook_module_imported), "False", "False"]
     assert result.returncode == 1 and "ConnectionError" in result.stderr  # plain tiktoken, offline
 
 
-def test_start_up_imports_no_module_that_plain_start_up_does_not(runtime_venv: Path, tmp_path: Path) -> None:
-    """The same modules as a venv without the package; yet the hook is there (tiktoken activates)."""
+def test_start_up_imports_the_hook_module_and_nothing_else(runtime_venv: Path, tmp_path: Path) -> None:
+    """The modules of a venv without the package, and the hook module; tiktoken activates."""
     plain = make_venv(tmp_path / "plain")  # the same Python, pip and setuptools, no package of ours
     modules = "import json, sys; print(json.dumps(sorted(sys.modules)))"
     active = "import tiktoken.load; print(getattr(tiktoken.load.read_file_cached, '__tiktoken_encodings_offline__', 0))"
     with_hook, hook_active = offline_python(runtime_venv, f"{modules}\n{active}", tmp_path).stdout.splitlines()
     without = offline_python(plain, modules, tmp_path).stdout
-    assert set(json.loads(with_hook)) == set(json.loads(without))
+    assert set(json.loads(with_hook)) - set(json.loads(without)) == {START_MODULE}
+    assert set(json.loads(without)) <= set(json.loads(with_hook))
     assert hook_active == "True"
 
 
-@pytest.mark.parametrize("name", ["tiktoken", "openai_harmony"])
-def test_the_hook_module_is_imported_at_the_first_import_of_tiktoken_or_harmony_only(
+@pytest.mark.parametrize("name", ["tiktoken.load", "openai_harmony"])
+def test_the_package_is_imported_at_the_first_import_of_tiktoken_load_or_harmony_only(
     harmony_venv: Path, tmp_path: Path, name: str
 ) -> None:
-    """Other imports (json, email, a missing module) leave it out; the watched one brings it and activates."""
+    """Other imports (json, email, a missing module, tiktoken itself) leave it out; the watched one
+    brings it and activates (tiktoken reads every file through tiktoken.load)."""
     code = (
         "import os, sys\n"
-        f"seen = lambda: print({START_MODULE!r} in sys.modules, os.environ.get('TIKTOKEN_RS_CACHE_DIR'))\n"
+        "seen = lambda: print('tiktoken_encodings_offline' in sys.modules, os.environ.get('TIKTOKEN_RS_CACHE_DIR'))\n"
         "seen()\n"
         "import json, email.message\n"
         "try:\n    import no_such_module\nexcept ImportError:\n    pass\n"
+        f"{'import tiktoken' if name == 'tiktoken.load' else 'pass'}\n"
         "seen()\n"
         f"import {name}\n"
         "seen()"
@@ -131,13 +135,11 @@ def test_the_hook_module_is_imported_at_the_first_import_of_tiktoken_or_harmony_
     assert out == ["False None", "False None", f"True {data}"]
 
 
-# Each entry of sys.meta_path, as one word: the .pth line's triggers are plain functions, the hook
-# module's finder goes by its class name, every other entry by its class name (a class by its own).
+# Each entry of sys.meta_path, as one word: its class name (a class by its own name).
 META_PATH = (
     "import sys\n"
     "def meta_path():\n"
-    "    kinds = (type(entry).__name__ if not isinstance(entry, type) else entry.__name__ for entry in sys.meta_path)\n"
-    "    print(' '.join('trigger' if kind == 'function' else kind for kind in kinds))\n"
+    "    print(' '.join(type(e).__name__ if not isinstance(e, type) else e.__name__ for e in sys.meta_path))\n"
 )
 FINDER = "TiktokenEncodingsOfflineFinder"
 
@@ -147,25 +149,22 @@ def read_pth_again(site: Path) -> str:
     return f"import site; site.addpackage({str(site)!r}, 'tiktoken_encodings_offline.pth', set())\n"
 
 
-@pytest.mark.parametrize("start_file_too", [False, True], ids=["pth", "pth-and-start-file"])
-def test_one_finder_in_place_of_every_trigger_and_none_once_both_names_are_imported(
-    harmony_venv: Path, tmp_path: Path, start_file_too: bool
+@pytest.mark.parametrize("run_time_hook_too", [False, True], ids=["pth", "pth-and-run-time-hook"])
+def test_one_finder_first_and_none_once_both_names_are_imported(
+    harmony_venv: Path, tmp_path: Path, run_time_hook_too: bool
 ) -> None:
-    """The .pth read more than once adds a trigger each time (a venv's site reads it twice already).
-
-    The first import of tiktoken puts one finder in the place of the first trigger and removes the
-    others (or the .start entry point does, before it); the finder leaves after openai_harmony.
-    Every other import hook stays where it was.
-    """
+    """One finder first in sys.meta_path from start-up on, however often the .pth is read (a venv's
+    site reads it twice already) or install() is called; it leaves once tiktoken.load and
+    openai_harmony are imported.
+    Every other import hook stays where it was."""
     site = site_packages(harmony_venv)
-    start_file = f"pkgutil.resolve_name({START_MODULE + ':install'!r})()\n" if start_file_too else ""
+    again = f"import {START_MODULE}; {START_MODULE}.install()\n" if run_time_hook_too else ""
     code = (
-        f"{META_PATH}import pkgutil\n"
+        f"{META_PATH}"
         "meta_path()\n"
-        f"{read_pth_again(site)}"
+        f"{read_pth_again(site)}{again}"
         "meta_path()\n"
-        f"{start_file}"
-        "import tiktoken\n"
+        "import tiktoken.load\n"
         "meta_path()\n"
         "import openai_harmony\n"
         "meta_path()"
@@ -173,13 +172,10 @@ def test_one_finder_in_place_of_every_trigger_and_none_once_both_names_are_impor
     at_start, read_again, after_tiktoken, after_harmony = offline_python(
         harmony_venv, code, tmp_path
     ).stdout.splitlines()
-    triggers = at_start.split().count("trigger")
-    assert triggers >= 1 and read_again.split().count("trigger") == triggers + 1
-    others = [kind for kind in at_start.split() if kind != "trigger"]
-    assert others[-1] == "PathFinder" and FINDER not in others
-    assert after_tiktoken.split() == [FINDER, *others]
+    first, *others = at_start.split()
+    assert first == FINDER and others[-1] == "PathFinder" and FINDER not in others
+    assert read_again == at_start and after_tiktoken == at_start
     assert after_harmony.split() == others
-    assert [kind for kind in read_again.split() if kind != "trigger"] == others
 
 
 @pytest.mark.parametrize("switch", ["set-after-start-up", "unset-after-start-up"])
@@ -201,7 +197,6 @@ def test_the_switch_is_read_at_the_first_import_of_tiktoken(runtime_venv: Path, 
     at_start = {} if disabled else {"TIKTOKEN_ENCODINGS_OFFLINE_DISABLE": "1"}
     result = offline_python(runtime_venv, code, tmp_path, check=False, **at_start)
     meta_path, imported, *ids = result.stdout.splitlines()
-    assert "trigger" not in meta_path.split()
     if disabled:
         assert FINDER not in meta_path.split() and imported == "False None"
         assert ids == [] and result.returncode == 1 and "ConnectionError" in result.stderr  # plain tiktoken
@@ -226,24 +221,29 @@ def test_a_missing_module_fails_as_before_and_activates_nothing(full_wheel: Path
 
 
 @pytest.mark.parametrize("imported_first", [False, True], ids=["before-tiktoken", "after-tiktoken"])
-def test_the_start_file_names_the_hook_and_it_activates_on_its_own(
-    runtime_venv: Path, tmp_path: Path, imported_first: bool
-) -> None:
-    """What Python 3.15 does with the .start file (PEP 829), done by hand on this Python: no .pth.
+def test_the_run_time_hook_call_activates_on_its_own(runtime_venv: Path, tmp_path: Path, imported_first: bool) -> None:
+    """What PyInstaller's run-time hook does (import the module, call install()), with no .pth.
 
     Also run after tiktoken is imported (as a tool that installs it late would): it activates at once.
     """
     site = site_packages(runtime_venv)
-    entry_point = (site / "tiktoken_encodings_offline.start").read_text(encoding="utf-8").strip()
-    assert entry_point == f"{START_MODULE}:install"
-    first = "import tiktoken\n" if imported_first else ""
+    first = "import tiktoken.load\n" if imported_first else ""
     code = (
-        f"import pkgutil, sys; sys.path.append({str(site)!r})\n{first}"
-        f"pkgutil.resolve_name({entry_point!r})()\n"
+        f"import sys; sys.path.append({str(site)!r})\n{first}"
+        f"import {START_MODULE}; {START_MODULE}.install()\n"
         "import tiktoken, tiktoken_ext.openai_public as p\n"
         "print(tiktoken.Encoding(**p.o200k_base()).encode('hello world'))"
     )
     assert offline_python(runtime_venv, code, tmp_path, "-S").stdout.strip() == "[24912, 2375]"
+
+
+def test_the_pth_line_is_one_plain_import_and_no_start_file_ships(full_wheel: Path) -> None:
+    """A reviewer reads the whole start-up line at a glance. No PEP 829 .start file while every
+    Python that reads one imports pkgutil and more at each start (docs/runtime.md)."""
+    members = wheel_members(full_wheel)
+    assert not [name for name in members if name.endswith(".start")]
+    with zipfile.ZipFile(full_wheel) as archive:
+        assert archive.read("tiktoken_encodings_offline.pth") == f"import {START_MODULE}\n".encode()
 
 
 @pytest.mark.parametrize("imported_first", [False, True], ids=["before-tiktoken", "after-tiktoken"])
@@ -252,7 +252,7 @@ def test_the_pth_line_activates_when_site_reads_it_late(
 ) -> None:
     """site.addsitedir by hand (as a tool may do), before or after tiktoken is imported: active either way."""
     site = site_packages(runtime_venv)
-    first = f"sys.path.append({str(site)!r}); import tiktoken\n" if imported_first else ""
+    first = f"sys.path.append({str(site)!r}); import tiktoken.load\n" if imported_first else ""
     code = (
         f"import site, sys\n{first}"
         f"site.addsitedir({str(site)!r})\n"
@@ -307,7 +307,7 @@ def test_a_broken_package_leaves_tiktoken_working_and_says_so(full_wheel: Path, 
     (target / "tiktoken_encodings_offline" / "__init__.py").write_text("raise RuntimeError('damaged on purpose')\n")
     code = (
         f"import site; site.addsitedir({str(target)!r}); print('started')\n"
-        "import tiktoken; print(tiktoken.get_encoding.__module__)"
+        "import tiktoken.load; print(tiktoken.get_encoding.__module__)"
     )
     result = offline_python(sys.executable, code, tmp_path)
     assert result.stdout.split() == ["started", "tiktoken.registry"]
@@ -410,3 +410,168 @@ def test_a_variable_the_user_set_for_harmony_wins(harmony_venv: Path, tmp_path: 
     empty.mkdir()
     result = offline_python(harmony_venv, HARMONY, tmp_path, check=False, **{variable: str(empty)})
     assert result.returncode == 1 and "HarmonyError" in result.stderr  # harmony looked there, not in the wheel
+
+
+ACTIVATED = "getattr(sys.modules['tiktoken.load'].read_file_cached, '__tiktoken_encodings_offline__', False)"
+
+
+@pytest.mark.parametrize("disabled", [False, True], ids=["active", "switched-off"])
+def test_an_import_hook_after_the_finder_still_loads_tiktoken(
+    runtime_venv: Path, tmp_path: Path, disabled: bool
+) -> None:
+    """The finder hands a watched import to the finders after it, in order: an import hook placed
+    after it (before PathFinder) is the one that loads tiktoken.load, and the package activates after.
+    The hook asks every other finder itself, this one included (which then answers None).
+    Switched off, the finder leaves at that import, and the hook after it still loads the module."""
+    code = (
+        "import sys\n"
+        "class Marking:\n"
+        "    def __init__(self, loader):\n"
+        "        self.loader = loader\n"
+        "    def create_module(self, spec):\n"
+        "        return None\n"
+        "    def exec_module(self, module):\n"
+        "        module.LOADED_BY = 'Hook'\n"
+        "        self.loader.exec_module(module)\n"
+        "class Hook:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name != 'tiktoken.load':\n"
+        "            return None\n"
+        "        for finder in [f for f in sys.meta_path if f is not self]:  # as Mercurial's hook does\n"
+        "            spec = finder.find_spec(name, path, target)\n"
+        "            if spec is not None:\n"
+        "                spec.loader = Marking(spec.loader)\n"
+        "                return spec\n"
+        "sys.meta_path.insert(1, Hook())\n"
+        "print(*[type(e).__name__ for e in sys.meta_path[:2]])\n"
+        "import tiktoken, tiktoken.load\n"
+        f"print(getattr(tiktoken.load, 'LOADED_BY', None), {ACTIVATED})"
+    )
+    switch = {"TIKTOKEN_ENCODINGS_OFFLINE_DISABLE": "1"} if disabled else {}
+    order, loaded = offline_python(runtime_venv, code, tmp_path, **switch).stdout.splitlines()
+    assert order == f"{FINDER} Hook"
+    assert loaded == f"Hook {not disabled}"
+
+
+LAZY_TIKTOKEN = (
+    "import importlib.util, sys\n"
+    "spec = importlib.util.find_spec('tiktoken')\n"
+    "spec.loader = importlib.util.LazyLoader(spec.loader)\n"
+    "module = importlib.util.module_from_spec(spec)\n"
+    "sys.modules['tiktoken'] = module\n"
+    "spec.loader.exec_module(module)\n"
+)
+
+
+@pytest.mark.parametrize(
+    "first_use",
+    ["import tiktoken.load", "tiktoken.Encoding; import tiktoken_ext.openai_public"],
+    ids=["import-tiktoken.load", "attribute-then-openai_public"],
+)
+def test_tiktoken_imported_through_lazyloader_activates_one_tiktoken_load(
+    runtime_venv: Path, tmp_path: Path, first_use: str
+) -> None:
+    """importlib.util.LazyLoader runs tiktoken at its first use, which may be `import tiktoken.load`
+    itself: the tiktoken.load that Python keeps is the one served, before any get_encoding."""
+    code = (
+        f"{LAZY_TIKTOKEN}tiktoken = module\n{first_use}\n"
+        f"print(tiktoken.load is sys.modules['tiktoken.load'], {ACTIVATED})\n"
+        "import tiktoken_ext.openai_public as p\n"
+        "print(tiktoken.Encoding(**p.o200k_base()).encode('hello world'))"
+    )
+    assert offline_python(runtime_venv, code, tmp_path).stdout.splitlines() == ["True True", "[24912, 2375]"]
+
+
+# Threads importing tiktoken and openai_harmony at once; a watcher counts the finders all along.
+THREADS = """
+import importlib.util, os, sys, threading
+sys.setswitchinterval(1e-6)
+counts, done = [], threading.Event()
+count = lambda: sum(type(e).__name__ == "TiktokenEncodingsOfflineFinder" for e in list(sys.meta_path))
+start = threading.Barrier(33)
+def load(i):
+    start.wait()
+    if i % 4 == 3:  # the check many libraries make before they import (it runs no module), until imported
+        for _ in range(2000):
+            if "tiktoken.load" in sys.modules:
+                break
+            assert importlib.util.find_spec("tiktoken.load") is not None
+    else:
+        __import__(("tiktoken", "openai_harmony", "tiktoken.load")[i % 4])
+    counts.append(count())
+def watch():
+    start.wait()
+    while not done.is_set():
+        counts.append(count())
+threads = [threading.Thread(target=load, args=(i,)) for i in range(32)]
+watcher = threading.Thread(target=watch)
+for thread in [*threads, watcher]:
+    thread.start()
+for thread in threads:
+    thread.join(60)
+done.set(); watcher.join(60)
+print(count(), max(counts), min(counts), {activated})
+"""
+
+
+@pytest.mark.parametrize("broken", [False, True], ids=["intact", "package-unimportable"])
+def test_concurrent_first_imports_leave_one_finder_then_none_and_say_a_notice_once(
+    harmony_venv: Path, tmp_path: Path, broken: bool
+) -> None:
+    """32 threads (and a watcher) in each of 12 fresh processes: never two finders, none at the end,
+    activated when intact. With the package unimportable (slowly, so that the activations after
+    tiktoken.load and after openai_harmony both fail at once), tiktoken works and the notice is said once."""
+    activated = (
+        "'broken'" if broken else ACTIVATED.replace("sys.modules['tiktoken.load']", "sys.modules.get('tiktoken.load')")
+    )
+    code = THREADS.format(activated=activated)
+    broken_package = tmp_path / "broken" / "tiktoken_encodings_offline" / "__init__.py"
+    broken_package.parent.mkdir(parents=True)
+    broken_package.write_text("import time\ntime.sleep(0.3)\nraise RuntimeError('damaged on purpose')\n")
+    env = {"PYTHONPATH": str(broken_package.parent.parent)} if broken else {}
+    for _ in range(12):
+        result = offline_python(harmony_venv, code, tmp_path, **env)
+        final, most, _least, state = result.stdout.split()
+        assert (final, most) == ("0", "1"), result.stdout
+        notices = result.stderr.count("tiktoken-encodings-offline: not active")
+        if broken:
+            assert state == "broken" and notices == 1, result.stderr
+        else:
+            assert state == "True" and notices == 0, result.stderr
+
+
+@pytest.fixture(scope="module")
+def no_hook_wheel(files_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    wheel, _ = build_wheel(
+        tmp_path_factory.mktemp("no-hook"), build_env(files_dir, TIKTOKEN_ENCODINGS_OFFLINE_STARTUP_HOOK="0")
+    )
+    assert wheel is not None
+    return wheel
+
+
+def test_a_wheel_built_with_no_start_up_hook_serves_get_encoding_offline(
+    no_hook_wheel: Path, full_wheel: Path, runtime_venv: Path, tmp_path: Path
+) -> None:
+    """startup-hook = false: no .pth and no hook module, every other file the same; tiktoken's plugin
+    still serves get_encoding offline, and doctor says which wheel this is and what needs an import."""
+    startup_files = {"tiktoken_encodings_offline.pth", f"{START_MODULE}.py"}
+    without, full = wheel_members(no_hook_wheel), wheel_members(full_wheel)
+    assert startup_files <= set(full) and not startup_files & set(without)
+    assert not [name for name in without if name.endswith((".pth", ".start"))]
+    differ = {name for name in set(full) | set(without) if full.get(name) != without.get(name)}
+    assert {name for name in differ if not name.endswith("/RECORD")} == startup_files
+
+    python = make_venv(tmp_path / "venv", "tiktoken")
+    run([str(python), "-m", "pip", "install", "-q", "--no-deps", str(no_hook_wheel)], env=clean_env())
+    code = (
+        f"import sys; print({START_MODULE!r} in sys.modules, 'tiktoken_encodings_offline' in sys.modules)\n"
+        "import tiktoken; print(tiktoken.get_encoding('o200k_base').encode('hello world'))"
+    )
+    assert offline_python(python, code, tmp_path).stdout.split() == ["False", "False", "[24912,", "2375]"]
+    doctor = [python, "-m", "tiktoken_encodings_offline", "doctor"]
+    line = next(x for x in run(offline(doctor), env=clean_env()).stdout.splitlines() if x.startswith("start-up hook"))
+    assert (
+        "none (a wheel built with startup-hook = false)" in line and "need `import tiktoken_encodings_offline`" in line
+    )
+    report = json.loads(run(offline([runtime_venv, *doctor[1:], "--json"]), env=clean_env()).stdout)
+    assert report["startup_hook"] == "active"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 import tempfile
 from typing import Any
 
@@ -83,6 +84,8 @@ def doctor() -> tuple[Any, str | None, str]:
         lines.append(f"tiktoken {tiktoken_report['version']}: reads {reads}")
         fastpath = tiktoken_report["fastpath"]
         lines.append(f"fast path: {'on' if fastpath['active'] else 'off'} ({fastpath['detail']})")
+    report["startup_hook"], startup_line = startup_hook_kind()
+    lines.append(startup_line)
     lines += [f"  {key}={value!r} ({origin(key)})" for key, value in after.items()]
     lines += [f"  {name:<14} {state}" for name, state in coverage.items()]
     if harmony is not None:
@@ -236,3 +239,19 @@ def _harmony_blobs() -> dict[str, tuple[str, int]]:
     except (OSError, ValueError, KeyError, TypeError):
         return {}
     return {b.cache_name: (b.sha256, b.size) for b in blobs if b.cache_name in HARMONY_FILES}
+
+
+def startup_hook_kind() -> tuple[str, str]:
+    """Which kind of wheel is installed, and what then needs an import: (kind, line)."""
+    from ._files import PACKAGE_DIR
+    from ._verify import START_LINE, START_MODULE
+
+    line = os.path.join(os.path.dirname(PACKAGE_DIR), START_LINE)
+    needs = "a direct tiktoken.load call and openai_harmony need `import tiktoken_encodings_offline` first"
+    if not os.path.isfile(line):
+        kind, what = "none", f"none (a wheel built with startup-hook = false): get_encoding activates; {needs}"
+    elif START_MODULE not in sys.modules:
+        kind, what = "not read", f"{line} is not read (not a site-packages folder): get_encoding activates; {needs}"
+    else:
+        kind, what = "active", f"{line}: the first import of tiktoken or openai_harmony activates, no import needed"
+    return kind, f"start-up hook: {what}"

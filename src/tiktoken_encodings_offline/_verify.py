@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import sys
 import threading
 from dataclasses import dataclass, field, replace
 from importlib.metadata import version
@@ -179,11 +178,10 @@ def tiktoken_missing() -> str | None:
 
 
 def startup_hook_problem() -> str | None:
-    """The start-up line with a module it cannot use: every first ``import tiktoken`` fails then.
+    """The start-up line with a module it cannot use: nothing activates at start-up then.
 
-    The module is missing, does not import (a broken or stale file), or has no ``take_over``. Its
-    trigger is then taken out of this process's ``sys.meta_path``, so the checks can import
-    tiktoken. The trigger is the callable whose code names the module (see that module).
+    The module is missing, does not import (a broken file: site prints the error at every start-up),
+    or has no ``install`` (a stale file from another version).
     """
     from importlib import import_module
     from importlib.machinery import PathFinder
@@ -196,16 +194,17 @@ def startup_hook_problem() -> str | None:
         what = f"is there but not the module its line imports ({START_MODULE}.py in {site_dir})"
     else:
         try:
-            usable = callable(getattr(import_module(START_MODULE), "take_over", None))
-            error = "it has no take_over()"
+            usable = callable(getattr(import_module(START_MODULE), "install", None))
+            error = "it has no install()"
         except Exception as raised:  # a damaged file may raise anything at import
             usable, error = False, f"{type(raised).__name__}: {raised}"
         if usable:
             return None
         what = f"imports {START_MODULE}, which cannot be used ({error})"
-    for entry in [e for e in sys.meta_path if START_MODULE in getattr(getattr(e, "__code__", None), "co_consts", ())]:
-        sys.meta_path.remove(entry)
-    return f"{line} {what}: every first `import tiktoken` and `import openai_harmony` fails; {FIX}"
+    return (
+        f"{line} {what}: nothing activates the package at the first `import tiktoken` or `import openai_harmony` "
+        f"(only tiktoken's get_encoding does); {FIX}"
+    )
 
 
 def verify(folder: str, load: bool = True) -> VerifyResult:
