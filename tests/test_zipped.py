@@ -20,6 +20,7 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -206,25 +207,73 @@ def test_a_damaged_copy_is_named_and_not_registered(zipped: Path, tmp_path: Path
     assert run(offline([sys.executable, "-c", code]), env=env).stdout.strip() == "False"
 
 
-def test_a_damaged_member_of_the_archive_is_never_served_nor_copied(full_wheel: Path, tmp_path: Path) -> None:
-    blob = MANIFEST.blobs_for(["cl100k_base"])[0]
-    member = f"tiktoken_encodings_offline/data/{blob.cache_name}"
-    archive = tmp_path / "damaged.zip"
-    with zipfile.ZipFile(full_wheel) as source, zipfile.ZipFile(archive, "w") as target:
+def damaged_copy(wheel: Path, archive: Path, *members: str) -> Path:
+    """The wheel rewritten to ``archive`` with the last byte of each of ``members`` changed."""
+    with zipfile.ZipFile(wheel) as source, zipfile.ZipFile(archive, "w") as target:
         for info in source.infolist():
             data = source.read(info)
-            target.writestr(info, data[:-1] + b"!" if info.filename == member else data)
+            target.writestr(info, data[:-1] + b"!" if info.filename in members else data)
+    return archive
+
+
+def table_member(wheel: Path, encoding: str) -> str:
+    """The archive member holding the fast path's table of ``encoding``'s blob."""
+    url = MANIFEST.blobs_for([encoding])[0].url
+    with zipfile.ZipFile(wheel) as archive:
+        rows = archive.read("tiktoken_encodings_offline/fastpath/derived.tsv").decode().splitlines()
+    return next(f"tiktoken_encodings_offline/fastpath/{row.split(chr(9))[2]}" for row in rows if row.startswith(url))
+
+
+# cl100k_base's ids for the probe's text, printed as json: ``reference`` holds plain tiktoken's
+CL100K_IDS = (
+    f"import json, sys, tiktoken; sys.path.insert(0, {str(PROBE.parent)!r}); from probe_encodings import MIXED_TEXT\n"
+    "print(json.dumps(tiktoken.get_encoding('cl100k_base').encode(MIXED_TEXT, allowed_special='all')))"
+)
+
+
+def test_a_damaged_member_of_the_archive_is_never_served_nor_copied(
+    full_wheel: Path, reference: dict[str, Any], tmp_path: Path
+) -> None:
+    blob = MANIFEST.blobs_for(["cl100k_base"])[0]
+    member = f"tiktoken_encodings_offline/data/{blob.cache_name}"
+    archive = damaged_copy(full_wheel, tmp_path / "damaged.zip", member)
     env = private_env(tmp_path, archive)
 
-    code = "import tiktoken; tiktoken.get_encoding('cl100k_base')"
-    result = run(offline([sys.executable, "-c", code]), env=env, check=False)
-    assert result.returncode != 0  # offline, the fall-back download fails as plain tiktoken's would
+    # In an archive the fast path does not read the blob before its table (docs/fastpath.md): the
+    # table, checked against its own SHA-256, gives plain tiktoken's ids, and says nothing yet
+    result = run(offline([sys.executable, "-c", CL100K_IDS]), env=env)
+    assert json.loads(result.stdout) == reference["encodings"]["cl100k_base"] and result.stderr == ""
+
+    # The damaged bytes themselves are never served: read as tiktoken reads them (the fast path
+    # off), the blob is refused, and offline the fall-back download fails as plain tiktoken's would
+    off = {**env, "TIKTOKEN_ENCODINGS_OFFLINE_NO_FASTPATH": "1"}
+    result = run(offline([sys.executable, "-c", CL100K_IDS]), env=off, check=False)
+    assert result.returncode != 0 and result.stdout == ""
     assert f"{archive}/{member} is damaged (SHA-256 differs" in result.stderr
 
     result = run(offline([sys.executable, "-m", "tiktoken_encodings_offline", "path"]), env=env, check=False)
     assert result.returncode == 1 and f"{archive}/{member} is damaged" in result.stderr
     assert copies_of_the_data(tmp_path) == []
     assert everything_under(tmp_path / "home" / ".cache" / NAME) == []  # its temporary folder was removed
+
+
+def test_a_damaged_table_in_the_archive_is_refused_for_its_blob_then_the_blob_is_checked(
+    full_wheel: Path, reference: dict[str, Any], tmp_path: Path
+) -> None:
+    """What guards the fast path in an archive, where the blob is not read first: the table's SHA-256."""
+    table = table_member(full_wheel, "cl100k_base")
+    blob = f"tiktoken_encodings_offline/data/{MANIFEST.blobs_for(['cl100k_base'])[0].cache_name}"
+
+    archive = damaged_copy(full_wheel, tmp_path / "table.zip", table)
+    result = run(offline([sys.executable, "-c", CL100K_IDS]), env=private_env(tmp_path, archive))
+    assert json.loads(result.stdout) == reference["encodings"]["cl100k_base"]  # tiktoken parsed the blob
+    assert f"{archive}/{table} is damaged (SHA-256 differs" in result.stderr
+
+    archive = damaged_copy(full_wheel, tmp_path / "both.zip", table, blob)
+    result = run(offline([sys.executable, "-c", CL100K_IDS]), env=private_env(tmp_path, archive), check=False)
+    assert result.returncode != 0 and result.stdout == ""  # neither is served; offline, the download fails
+    assert f"{archive}/{table} is damaged (SHA-256 differs" in result.stderr
+    assert f"{archive}/{blob} is damaged (SHA-256 differs" in result.stderr
 
 
 def test_a_member_missing_from_the_archive_is_named(full_wheel: Path, tmp_path: Path) -> None:
@@ -236,8 +285,14 @@ def test_a_member_missing_from_the_archive_is_named(full_wheel: Path, tmp_path: 
             if info.filename != member:
                 target.writestr(info, source.read(info))
     code = "import tiktoken; print(tiktoken.get_encoding('cl100k_base').n_vocab); tiktoken.get_encoding('o200k_base')"
-    result = run(offline([sys.executable, "-c", code]), env=private_env(tmp_path, archive), check=False)
-    assert result.stdout == "100277\n" and result.returncode != 0  # offline, the fall-back download fails
+    env = private_env(tmp_path, archive)
+    # the fast path serves o200k_base from its checked table, which does not read the blob in an archive
+    assert run(offline([sys.executable, "-c", code]), env=env).stdout == "100277\n"
+    # read as tiktoken reads it, the blob is named missing; offline, the fall-back download fails
+    result = run(
+        offline([sys.executable, "-c", code]), env={**env, "TIKTOKEN_ENCODINGS_OFFLINE_NO_FASTPATH": "1"}, check=False
+    )
+    assert result.stdout == "100277\n" and result.returncode != 0
     assert f"cannot read {archive}/{member} (not in the archive)" in result.stderr
 
 

@@ -20,6 +20,7 @@ from itertools import chain
 
 from ._files import (
     FIX,
+    IN_ARCHIVE,
     PACKAGE_DIR,
     RECORD_LIMIT,
     _env_flag,
@@ -155,7 +156,7 @@ def _install_fastpath(rows: list[Row], folder: str) -> str:
     by_source = read_tables(rows, folder)
     if not by_source:
         return f"off: no pre-parsed tables in {folder} (an older installation)"
-    ranks_for = _ranks_for(by_source, tiktoken.load, tiktoken.load.read_file_cached)
+    ranks_for = _ranks_for(by_source, tiktoken.load, tiktoken.load.read_file_cached, not IN_ARCHIVE)
     public = sys.modules.get("tiktoken_ext.openai_public")
     done, skipped = [], []
     for name in SIGNATURES:
@@ -244,15 +245,16 @@ def _bind(names: tuple[str, ...], args: tuple[Any, ...], kwargs: dict[str, Any])
     return {**dict(zip(names, args)), **kwargs}
 
 
-def _ranks_for(by_source: dict[tuple[str, ...], Table], load: Any, reader: Callable[..., bytes]) -> RanksFor:
+def _ranks_for(by_source: dict[tuple[str, ...], Table], load: Any, reader: ReadFileCached, pre_read: bool) -> RanksFor:
     def ranks_for(source: tuple[str, ...], hashes: tuple[Any, ...]) -> Ranks | None:
         table = by_source.get(source)
         # someone who replaced read_file_cached (a test double, a recorder) wants it called
         if table is None or hashes != table[0] or load.read_file_cached is not reader:
             return None
-        for url, sha256 in zip(source, hashes):
-            # What tiktoken's loader reads first, through the same checks: a damaged blob gives the
-            # same notice, strict-mode error or fall-back; bytes that come back have the table's source hash.
+        # What tiktoken's loader reads first, through the same checks: a damaged blob gives the same
+        # notice, strict-mode error or fall-back; bytes that come back have the table's source hash.
+        # Not in an archive: inflating a blob only to hash it cost a zipped first load too much (docs/fastpath.md).
+        for url, sha256 in zip(source, hashes) if pre_read else ():
             reader(url, sha256)
         return load_table(table)
 
