@@ -349,3 +349,57 @@ def test_a_zipped_slim_wheel_in_strict_mode_names_the_encoding_it_does_not_carry
     assert result.returncode == 1
     assert "EncodingNotVendoredError: encoding o200k_base / o200k_harmony needs" in result.stderr
     assert "(it carries: cl100k_base)" in result.stderr
+
+
+def test_list_verify_and_doctor_check_the_archive_itself_and_make_no_copy(full_wheel: Path, tmp_path: Path) -> None:
+    # They check what tiktoken is served from: the archive. A copy made earlier (path) is not what
+    # they look at, and they make none themselves.
+    blob = MANIFEST.blobs_for(["o200k_base"])[0]
+    member = f"tiktoken_encodings_offline/data/{blob.cache_name}"
+    good = tmp_path / "good.zip"
+    shutil.copyfile(full_wheel, good)
+    damaged = damaged_copy(full_wheel, tmp_path / "damaged.zip", member)
+    for command in ("list", "verify", "doctor"):
+        result = run(
+            offline([sys.executable, "-m", "tiktoken_encodings_offline", command]), env=private_env(tmp_path, good)
+        )
+        assert result.returncode == 0, (command, result.stdout, result.stderr)
+        assert copies_of_the_data(tmp_path) == [], command
+    run(offline([sys.executable, "-m", "tiktoken_encodings_offline", "path"]), env=private_env(tmp_path, good))
+    assert len(copies_of_the_data(tmp_path)) == 1  # an intact copy, of the same record as the damaged archive
+    for command in ("list", "verify", "doctor"):
+        env = private_env(tmp_path, damaged)
+        result = run(offline([sys.executable, "-m", "tiktoken_encodings_offline", command]), env=env, check=False)
+        assert result.returncode == 1, (command, result.stdout, result.stderr)
+        assert f"{damaged}/{member}" in result.stdout + result.stderr, command
+
+
+def test_export_reads_the_archive_where_no_folder_can_be_made(zipped: Path, tmp_path: Path) -> None:
+    env = private_env(tmp_path, zipped)
+    for ours in (tmp_path / "home" / ".cache" / NAME, tmp_path / "tmp" / f"{NAME}-{os.geteuid()}"):
+        ours.parent.mkdir(exist_ok=True)
+        ours.write_bytes(b"")  # no safe folder for a copy: path says to use export
+    assert (
+        run(offline([sys.executable, "-m", "tiktoken_encodings_offline", "path"]), env=env, check=False).returncode == 1
+    )
+    out = tmp_path / "exported"
+
+    result = run(offline([sys.executable, "-m", "tiktoken_encodings_offline", "export", str(out)]), env=env)
+
+    assert result.stderr == ""
+    expected = {blob.cache_name: blob.sha256 for blob in MANIFEST.blobs.values()}
+    assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in out.iterdir()} == expected
+    assert copies_of_the_data(tmp_path) == []
+
+
+def test_a_direct_tiktoken_load_call_after_the_import_is_served_from_the_archive(zipped: Path, tmp_path: Path) -> None:
+    # No .pth is read from an archive and no folder is registered: the import watches for tiktoken.load.
+    blob = MANIFEST.blobs_for(["r50k_base"])[0]
+    code = (
+        "import tiktoken_encodings_offline\n"
+        "from tiktoken.load import load_tiktoken_bpe\n"
+        f"print(len(load_tiktoken_bpe({blob.url!r}, {blob.sha256!r})))"
+    )
+    result = run(offline([sys.executable, "-c", code]), env=private_env(tmp_path, zipped))
+    assert result.stdout.strip() == "50256" and result.stderr == ""
+    assert copies_of_the_data(tmp_path) == []

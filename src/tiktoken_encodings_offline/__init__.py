@@ -105,8 +105,20 @@ def activate() -> None:
             from ._runtime import install
 
             install(DATA_DIR)
+        elif IN_ARCHIVE:
+            _watch_for_tiktoken()
     except Exception as error:
         _notice(f"not active, tiktoken works as without it ({type(error).__name__}: {error})")
+
+
+def _watch_for_tiktoken() -> None:
+    """No .pth is read from an archive, and no folder is registered: the start-up hook's finder
+    (in the archive too) then activates at the first import of ``tiktoken.load``, so that a direct
+    ``tiktoken.load`` call made after ``import tiktoken_encodings_offline`` is served."""
+    try:  # noqa: SIM105 - contextlib costs import time
+        import _tiktoken_encodings_offline_startup  # noqa: F401 - importing it installs the finder
+    except ImportError:  # a wheel built with startup-hook = false: get_encoding still activates
+        pass
 
 
 def _register_environment(folder: str, rows: list[Row]) -> None:

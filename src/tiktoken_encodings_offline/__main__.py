@@ -14,10 +14,10 @@ import sys
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, Callable
 
-from . import __version__, where
+from . import __version__
 from . import _files as package  # package._quiet: the command reports in one line of its own
 from ._export import BadArgumentError, export_command
-from ._files import FIX, _notice, installation
+from ._files import DATA_DIR, FIX, _notice, installation
 
 if TYPE_CHECKING:
     from ._verify import TableCheck
@@ -99,7 +99,7 @@ def path_command(args: argparse.Namespace) -> Outcome:
 def list_command(args: argparse.Namespace) -> Outcome:
     from ._verify import check_files
 
-    files, problem = check_files(where())
+    files, problem = check_files(DATA_DIR)
     intact = {check.url: check.ok for check in files}
     rows: list[dict[str, Any]] = []
     for name, file, url, _, size in installation()[0] if problem is None else ():
@@ -107,7 +107,7 @@ def list_command(args: argparse.Namespace) -> Outcome:
             rows.append({"encoding": name, "files": [], "intact": True})
         rows[-1]["files"].append({"file": file, "url": url, "size": size, "intact": intact[url]})
         rows[-1]["intact"] = rows[-1]["intact"] and intact[url]
-    lines = [f"folder: {where()}"] + ([f"problem: {problem}"] if problem else [])
+    lines = [f"folder: {DATA_DIR}"] + ([f"problem: {problem}"] if problem else [])
     for row in rows:
         state = "ok" if row["intact"] else "MISSING OR DAMAGED"
         parts = ", ".join(f"{f['url'].rsplit('/', 1)[-1]} {f['size'] / 1e6:.1f} MB" for f in row["files"])
@@ -115,13 +115,13 @@ def list_command(args: argparse.Namespace) -> Outcome:
     damaged = [check for check in files if not check.ok]
     if problem is None and damaged:
         problem = _damaged_line(damaged)
-    return {"folder": where(), "problem": problem, "encodings": rows}, problem, "\n".join(lines)
+    return {"folder": DATA_DIR, "problem": problem, "encodings": rows}, problem, "\n".join(lines)
 
 
 def verify_command(args: argparse.Namespace) -> Outcome:
     from ._verify import NOT_BUILT, verify
 
-    result = verify(where())
+    result = verify(DATA_DIR)  # in a zipped install, the archive itself: what tiktoken is served from
     lines = [f"folder: {result.folder}"] + ([f"problem: {result.problem}"] if result.problem else [])
     for check in result.files:
         if check.ok:
@@ -152,7 +152,7 @@ def verify_command(args: argparse.Namespace) -> Outcome:
 
 def _damaged_line(damaged: list[Any]) -> str:
     """One line for every damaged or missing file; a missing one may be openai-harmony's doing."""
-    folder = where()
+    folder = DATA_DIR
     names = ", ".join(os.path.join(folder, c.file) + (" (missing)" if c.actual_sha256 is None else "") for c in damaged)
     line = f"damaged: {names}; {FIX}"
     if any(c.actual_sha256 is None for c in damaged):

@@ -12,8 +12,7 @@ import sys
 import tempfile
 from typing import Any
 
-from . import where
-from ._files import DISABLE_ENV, FIX, HARMONY_FILES, STRICT_ENV, _env_flag, installation
+from ._files import DATA_DIR, DISABLE_ENV, FIX, HARMONY_FILES, STRICT_ENV, _env_flag, copies, installation
 from ._manifest import sha256_file
 from ._verify import check_files, startup_hook_problem, tiktoken_missing
 
@@ -23,7 +22,7 @@ PLAIN_NAMES = ("vocab.bpe", "encoder.json")
 
 
 def doctor() -> tuple[Any, str | None, str]:
-    folder = where()
+    folder = DATA_DIR  # in a zipped install, the archive: doctor makes no copy of it
     problems: list[str] = []
     notes: list[str] = []
     before = {key: os.environ.get(key) for key in CACHE_VARIABLES}
@@ -187,7 +186,7 @@ def _cache_folders(env: dict[str, str | None], problems: list[str], notes: list[
     cache = env["TIKTOKEN_CACHE_DIR"] or env["DATA_GYM_CACHE_DIR"]
     default = os.path.join(tempfile.gettempdir(), "data-gym-cache")
     for key, value in (("TIKTOKEN_CACHE_DIR", cache), ("TIKTOKEN_RS_CACHE_DIR", env["TIKTOKEN_RS_CACHE_DIR"])):
-        if not value or not os.path.isdir(value) or same_path(value, where()):
+        if not value or not os.path.isdir(value) or _is_ours(value):
             continue
         try:
             plain = sorted(n for n in os.listdir(value) if n.endswith(".tiktoken") or n in PLAIN_NAMES)
@@ -200,10 +199,15 @@ def _cache_folders(env: dict[str, str | None], problems: list[str], notes: list[
                 "SHA-1 names there; fix: python -m tiktoken_encodings_offline export "
                 f"{value} (without --original-names)"
             )
-    if cache is None or same_path(cache, where()):  # downloads then go to tiktoken's default folder
+    if cache is None or _is_ours(cache):  # downloads then go to tiktoken's default folder
         probe = default if os.path.isdir(default) else os.path.dirname(default)
         if not os.access(probe, os.W_OK):
             notes.append(f"tiktoken's default cache folder {default} is not writable: downloads are not kept")
+
+
+def _is_ours(path: str) -> bool:
+    """Whether ``path`` is the vendored folder, or a zipped install's copy of it."""
+    return any(same_path(path, folder) for folder in (DATA_DIR, *copies))
 
 
 def _harmony(rs_dir: str | None, problems: list[str]) -> dict[str, Any] | None:

@@ -10,8 +10,7 @@ import stat
 import tempfile
 from typing import Any
 
-from . import where
-from ._files import FIX, read_record
+from ._files import DATA_DIR, FIX, damage_or_error, read_record, read_regular_file
 
 
 class BadArgumentError(Exception):
@@ -19,7 +18,7 @@ class BadArgumentError(Exception):
 
 
 def export_command(args: argparse.Namespace) -> tuple[Any, str | None, str]:
-    folder = where()
+    folder = DATA_DIR  # in a zipped install, the archive: export needs no copy of it
     rows, problem, damaged = read_record(folder)
     if problem or damaged:
         return {"directory": None, "files": []}, problem or next(iter(damaged.values())), "nothing exported"
@@ -29,12 +28,12 @@ def export_command(args: argparse.Namespace) -> tuple[Any, str | None, str]:
     _make_folder(target_dir)
     owner = _other_owner(target_dir)
     written: list[dict[str, str]] = []
-    for url, cache_name, sha256 in sorted({(url, file, sha256) for _, file, url, sha256, _ in rows}):
+    for url, cache_name, sha256, size in sorted({(url, file, sha256, size) for _, file, url, sha256, size in rows}):
         target = os.path.join(target_dir, url.rsplit("/", 1)[-1] if args.original_names else cache_name)
         if _holds(target, sha256):
             state = "unchanged"
         else:
-            error = _copy_verified(os.path.join(folder, cache_name), target, sha256)
+            error = _copy_verified(os.path.join(folder, cache_name), size, target, sha256)
             if error:
                 report = {"directory": target_dir, "owner": owner, "files": written}
                 return report, error, "\n".join(f"{w['state']:<9} {w['file']}" for w in written)
@@ -103,17 +102,16 @@ def _sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def _copy_verified(source: str, target: str, sha256: str) -> str | None:
+def _copy_verified(source: str, size: int, target: str, sha256: str) -> str | None:
     """Copy ``source`` to ``target`` through an exclusive temporary file in the target's folder.
 
     The source is checked before, the copy after it is written and before it takes the target's
     name, so a damaged file never lands in the folder. Returns what went wrong, or None.
     """
-    try:
-        with open(source, "rb") as f:
-            data = f.read()
+    try:  # never blocks, reads at most size + 1 bytes, and reads out of the archive of a zipped install
+        data = read_regular_file(source, size + 1, size)
     except OSError as error:
-        return f"cannot read {source} ({error.strerror or error}); {FIX}"
+        return f"{damage_or_error(source, error)}; {FIX}"
     if hashlib.sha256(data).hexdigest() != sha256:
         return f"{source} is damaged (its SHA-256 is not {sha256}); {FIX}; nothing was written for it"
     folder = os.path.dirname(target)
