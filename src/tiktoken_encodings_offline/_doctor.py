@@ -257,5 +257,5 @@ def startup_hook_kind() -> tuple[str, str]:
     elif START_MODULE not in sys.modules:
         kind, what = "not read", f"{line} is not read (not a site-packages folder): get_encoding activates; {needs}"
     else:
-        kind, what = "active", f"{line}: the first import of tiktoken or openai_harmony activates, no import needed"
+        kind, what = "active", f"{line}: first import of tiktoken.load or openai_harmony activates: no import needed"
     return kind, f"start-up hook: {what}"

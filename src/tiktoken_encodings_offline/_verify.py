@@ -202,7 +202,7 @@ def startup_hook_problem() -> str | None:
             return None
         what = f"imports {START_MODULE}, which cannot be used ({error})"
     return (
-        f"{line} {what}: nothing activates the package at the first `import tiktoken` or `import openai_harmony` "
+        f"{line} {what}: nothing activates the package at the first import of `tiktoken.load` or `openai_harmony` "
         f"(only tiktoken's get_encoding does); {FIX}"
     )
 
