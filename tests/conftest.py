@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,38 @@ def _need_real_files() -> Path:
 
 
 # --- Disk: a full run builds wheels and venvs worth GBs; none of them outlives the run ----------------
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_caches(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every process of the run (the package, tiktoken, openai-harmony, builds) keeps its caches in
+    the run's own TMPDIR and XDG_CACHE_HOME, which go at the end with the rest: no
+    /tmp/data-gym-cache, /tmp/tiktoken-rs-cache or ~/.cache/tiktoken-encodings-offline is left.
+    pip's and uv's caches stay where they are (venvs are not downloaded anew); HOME stays (pip's
+    configuration). Tests that need a default of their own set these variables themselves."""
+    sandbox = tmp_path_factory.mktemp("private-caches")
+    home_cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    private = {
+        "TMPDIR": sandbox / "tmp",
+        "XDG_CACHE_HOME": sandbox / "cache",
+        "PIP_CACHE_DIR": Path(os.environ.get("PIP_CACHE_DIR") or home_cache / "pip"),
+        "UV_CACHE_DIR": Path(os.environ.get("UV_CACHE_DIR") or home_cache / "uv"),
+    }
+    saved = {name: os.environ.get(name) for name in private}
+    saved_tempdir = tempfile.tempdir
+    for name, path in private.items():
+        if path.is_relative_to(sandbox):
+            path.mkdir()
+        os.environ[name] = str(path)
+    tempfile.tempdir = None  # this process's tempfile.mkdtemp() too
+    yield sandbox
+    tempfile.tempdir = saved_tempdir
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
 
 _failed_tmp_paths: set[Path] = set()  # kept for a look, as pytest's tmp_path_retention_policy "failed" keeps them
 

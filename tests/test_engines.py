@@ -109,7 +109,13 @@ def java_env(env: dict[str, str]) -> dict[str, str]:
     java = shutil.which("java")
     if java is None:
         pytest.fail("no java: .ci/run installs default-jre-headless")
-    return {**env, "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_LOCAL_HOSTNAME": "localhost"}
+    # -XX:-UsePerfData: no /tmp/hsperfdata_<user>, which the JVM makes there whatever TMPDIR says
+    return {
+        **env,
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "SPARK_LOCAL_HOSTNAME": "localhost",
+        "JAVA_TOOL_OPTIONS": "-XX:-UsePerfData",
+    }
 
 
 def check(result_json: str, reference: dict[str, object], tmp_path: Path, archive: str | None = None) -> None:

@@ -97,6 +97,7 @@ def test_build_fails_when_the_mirror_wants_a_token_that_was_not_given(mirror: Mi
 def test_local_folder_wins_then_cache_then_mirror(mirror: Mirror, fetch: Fetch, layouts: dict[str, Path]) -> None:
     fetch([R50K], mirror=mirror.url, source_dir=layouts["flat"])
     assert mirror.seen == []
+    assert not fetch.cache.exists()  # every file in the source folder: no build cache is made
     fetch([O200K], mirror=mirror.url)
     assert len(gets(mirror, O200K)) == 1
     found = fetch([O200K], mirror=mirror.url)

@@ -62,7 +62,7 @@ def fetch_all(blobs: Sequence[Blob], settings: FetchSettings, workdir: Path) -> 
     """
     found: dict[str, Path] = {}
     looked: dict[str, list[str]] = {blob.url: [] for blob in blobs}
-    cache_dir = usable_cache(settings.cache_dir, settings.log)
+    cache_dir, cache_probed = None, False  # made only when a file is not in the source folder
     targets: dict[str, Path] = {}  # where each download goes: the cache, else the work folder
     problems: list[str] = []
     for blob in blobs:
@@ -73,6 +73,8 @@ def fetch_all(blobs: Sequence[Blob], settings: FetchSettings, workdir: Path) -> 
         except FetchError as error:
             problems.append(str(error))
             continue
+        if path is None and not cache_probed:
+            cache_dir, cache_probed = usable_cache(settings.cache_dir, settings.log), True
         if path is None and cache_dir is not None:
             path, cache_writable = _from_cache(blob, cache_dir, settings.log, looked[blob.url])
         if path is not None:

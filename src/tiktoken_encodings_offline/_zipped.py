@@ -9,9 +9,9 @@ reuse it) and registers it as those variables; activation never touches it:
 
 (the build's download cache shares ``~/.cache/tiktoken-encodings-offline``; its files are named
 by their SHA-1, never ``zipped-*`` nor ``.<pid>.*``). ``<digest>``: the SHA-256 of the record's
-rows, which hold every file's SHA-256. Every file is
-hashed before the folder is renamed into place, complete. The folders on the way are checked:
-no link, the right owner, no one else may write there. Nothing is removed at exit: a fork, a kill,
+rows, which hold every file's SHA-256. Every file is hashed before any folder is made (a damaged
+archive leaves none), and the copy is renamed into place, complete. The folders on the way are
+checked: no link, the right owner, no one else may write there. Nothing is removed at exit: a fork, a kill,
 a pool's termination leave the one shared copy as it is.
 """
 
@@ -36,12 +36,16 @@ def user_folder() -> tuple[str | None, str | None]:
         rows, problem, _ = installation()
         if problem:
             return None, problem
+        name = f"zipped-{_digest(rows)}"
+        files = None  # read and checked before any folder is made: a damaged archive leaves none
+        if not any(os.path.lexists(os.path.join(ours, name)) for _, ours in _candidates()):
+            files = _read_all(rows)
         parent, why = _private_parent()
         if parent is None:
             return None, why
-        folder = os.path.join(parent, f"zipped-{_digest(rows)}")
+        folder = os.path.join(parent, name)
         if not os.path.lexists(folder):
-            _make(parent, folder, rows)
+            _make(parent, folder, files if files is not None else _read_all(rows))
         why = _check(folder, rows)
         if why:
             return None, why
@@ -136,21 +140,29 @@ def _check(folder: str, rows: list[Row]) -> str | None:
     return why
 
 
-def _make(parent: str, folder: str, rows: list[Row]) -> None:
-    """Hash every file out of the archive into a new folder, then rename it into place (another
-    process may win the race: its folder, as complete, is then the one used)."""
+def _read_all(rows: list[Row]) -> dict[str, bytes]:
+    """Every file of the archive (files encodings share: once) and its record, each checked."""
+    files = {}
+    for file, (sha256, size) in {row[1]: (row[3], row[4]) for row in rows}.items():
+        data = read_verified(os.path.join(DATA_DIR, file), sha256, size, FIX)
+        if data is None:
+            raise OSError(f"{os.path.join(DATA_DIR, file)} is damaged; {FIX}")
+        files[file] = data
+    files[RECORD_NAME] = read_regular_file(os.path.join(DATA_DIR, RECORD_NAME), 1 << 20)
+    return files
+
+
+def _make(parent: str, folder: str, files: dict[str, bytes]) -> None:
+    """Write the checked files into a new folder, then rename it into place (another process may
+    win the race: its folder, as complete, is then the one used)."""
     import shutil
     import tempfile
 
     _remove_stale(parent)
     building = tempfile.mkdtemp(prefix=f".{os.getpid()}.", dir=parent)
     try:
-        for file, (sha256, size) in {row[1]: (row[3], row[4]) for row in rows}.items():  # files encodings share: once
-            data = read_verified(os.path.join(DATA_DIR, file), sha256, size, FIX)
-            if data is None:
-                raise OSError(f"{os.path.join(DATA_DIR, file)} is damaged; {FIX}")
+        for file, data in files.items():
             _write(os.path.join(building, file), data)
-        _write(os.path.join(building, RECORD_NAME), read_regular_file(os.path.join(DATA_DIR, RECORD_NAME), 1 << 20))
         try:
             os.rename(building, folder)
         except OSError:
