@@ -296,10 +296,13 @@ def test_a_member_missing_from_the_archive_is_named(full_wheel: Path, tmp_path: 
     assert f"cannot read {archive}/{member} (not in the archive)" in result.stderr
 
 
-def test_a_stale_temporary_folder_of_a_killed_process_is_removed(zipped: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("copy", ["none yet", "made already"])
+def test_a_stale_temporary_folder_of_a_killed_process_is_removed(zipped: Path, tmp_path: Path, copy: str) -> None:
     env = private_env(tmp_path, zipped)
     ours = tmp_path / "home" / ".cache" / NAME
     ours.mkdir(parents=True, mode=0o700)
+    if copy == "made already":  # a later process, once another one made the copy
+        run(offline([sys.executable, "-m", "tiktoken_encodings_offline", "path"]), env=env)
     gone, recent, alive = ours / ".99999999.old", ours / ".99999998.new", ours / f".{os.getpid()}.mine"
     for folder in (gone, recent, alive):
         folder.mkdir()
@@ -309,6 +312,14 @@ def test_a_stale_temporary_folder_of_a_killed_process_is_removed(zipped: Path, t
     run(offline([sys.executable, "-m", "tiktoken_encodings_offline", "path"]), env=env)
     assert not gone.exists()  # its process is gone and it is old
     assert recent.exists() and alive.exists()  # another host's process may still be writing it; this one lives
+    assert len(copies_of_the_data(tmp_path)) == 1
+
+
+def test_a_relative_xdg_cache_home_is_ignored_as_the_xdg_spec_says(zipped: Path, tmp_path: Path) -> None:
+    env = {**private_env(tmp_path, zipped), "XDG_CACHE_HOME": "relative/cache"}
+    result = run(offline([sys.executable, "-m", "tiktoken_encodings_offline", "path"]), env=env, cwd=tmp_path)
+    assert Path(result.stdout.strip()).parent == tmp_path / "home" / ".cache" / NAME
+    assert not (tmp_path / "relative").exists()
 
 
 @pytest.fixture(scope="module")

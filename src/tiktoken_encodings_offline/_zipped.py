@@ -43,6 +43,7 @@ def user_folder() -> tuple[str | None, str | None]:
         parent, why = _private_parent()
         if parent is None:
             return None, why
+        _remove_stale(parent)  # also where a copy exists: a process killed while it made one left its folder
         folder = os.path.join(parent, name)
         if not os.path.lexists(folder):
             _make(parent, folder, files if files is not None else _read_all(rows))
@@ -73,8 +74,10 @@ def _candidates() -> list[tuple[str, str]]:
     import tempfile
 
     places = []
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    if os.path.isabs(cache):
+    cache = os.environ.get("XDG_CACHE_HOME", "")
+    if not os.path.isabs(cache):  # unset, empty or relative: the XDG spec says to use ~/.cache then
+        cache = os.path.join(os.path.expanduser("~"), ".cache")
+    if os.path.isabs(cache):  # no home at all: expanduser leaves "~"
         places.append((cache, os.path.join(cache, NAME)))
     uid = _uid()
     tmp = tempfile.gettempdir()
@@ -158,7 +161,6 @@ def _make(parent: str, folder: str, files: dict[str, bytes]) -> None:
     import shutil
     import tempfile
 
-    _remove_stale(parent)
     building = tempfile.mkdtemp(prefix=f".{os.getpid()}.", dir=parent)
     try:
         for file, data in files.items():
