@@ -398,16 +398,19 @@ def test_a_loader_with_other_parameters_keeps_tiktokens_path(extra: str, runtime
     assert python_offline(runtime_venv, code).stdout.splitlines() == ["[15339, 1917] 1", "[31373, 995] 1"]
 
 
+# openai_public's load_tiktoken_bpe rebound to a function of the user's that counts its calls
+REBIND_OPENAI_PUBLIC = (
+    "import tiktoken, tiktoken.load, tiktoken_ext.openai_public as public\n"
+    "calls = []\n"
+    "def mine(*args, **kwargs):\n"
+    "    calls.append(args[0])\n"
+    "    return tiktoken.load.load_tiktoken_bpe(*args, **kwargs)\n"
+    "public.load_tiktoken_bpe = mine\n"
+)
+
+
 def test_openai_public_rebound_by_someone_else_is_left_alone(runtime_venv: Path) -> None:
-    code = (
-        "import tiktoken, tiktoken.load, tiktoken_ext.openai_public as public\n"
-        "calls = []\n"
-        "def mine(*args, **kwargs):\n"
-        "    calls.append(args[0])\n"
-        "    return tiktoken.load.load_tiktoken_bpe(*args, **kwargs)\n"
-        "public.load_tiktoken_bpe = mine\n"
-        "print(tiktoken.get_encoding('r50k_base').encode('hello world'), len(calls))"
-    )
+    code = REBIND_OPENAI_PUBLIC + "print(tiktoken.get_encoding('r50k_base').encode('hello world'), len(calls))"
     assert python_offline(runtime_venv, code).stdout.strip() == "[31373, 995] 1"
 
 
@@ -671,13 +674,7 @@ def test_a_loader_replaced_before_the_first_get_encoding_is_called(target: Path,
 
 def test_openai_public_rebound_before_activation_is_left_alone(target: Path) -> None:
     code = (
-        "import tiktoken, tiktoken.load, tiktoken_ext.openai_public as public\n"
-        "calls = []\n"
-        "def mine(*args, **kwargs):\n"
-        "    calls.append(args[0])\n"
-        "    return tiktoken.load.load_tiktoken_bpe(*args, **kwargs)\n"
-        "public.load_tiktoken_bpe = mine\n"
-        "ids = tiktoken.get_encoding('r50k_base').encode('hello world')\n"
+        REBIND_OPENAI_PUBLIC + "ids = tiktoken.get_encoding('r50k_base').encode('hello world')\n"
         "print(ids, len(calls), public.load_tiktoken_bpe is mine)\n" + STATUS
     )
     out = python_offline(Path(sys.executable), code, env=clean_env(PYTHONPATH=str(target))).stdout.splitlines()
