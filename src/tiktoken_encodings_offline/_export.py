@@ -31,7 +31,10 @@ ExportError.__module__ = "tiktoken_encodings_offline"
 
 def export(directory: str, original_names: bool = False) -> str:
     """``tiktoken_encodings_offline.export``: the command's work, its problem raised."""
-    report, problem, _ = export_files(directory, original_names)
+    try:
+        report, problem, _ = export_files(directory, original_names)
+    except BadArgumentError as error:  # the command's exit 2: to the caller, one public type
+        raise ExportError(str(error)) from None
     if problem:
         raise ExportError(problem)
     return str(report["directory"])
