@@ -24,7 +24,7 @@ from ._files import DATA_DIR, DISABLE_ENV, HARMONY_FILES, IN_ARCHIVE, _env_flag,
 
 TYPE_CHECKING = False  # typing costs more to import than this whole package may take
 if TYPE_CHECKING:
-    from ._export import ExportError
+    from ._export import ExportError, NoFolderError
     from ._fallback import EncodingNotVendoredError
     from ._files import Row
     from ._verify import VerifyResult
@@ -41,11 +41,7 @@ __all__ = [
     "where",
 ]
 
-registered: list[str] = []  # the cache variables this package set in this process (doctor tells them apart)
-
-
-class NoFolderError(RuntimeError):
-    """``where()`` in a zipped install: the files are inside an archive, and no folder holds them."""
+_registered: list[str] = []  # the cache variables this package set in this process (doctor tells them apart)
 
 
 def where() -> str:
@@ -56,6 +52,8 @@ def where() -> str:
     extracted: it raises ``NoFolderError``, naming the archive and ``export``, which makes one.
     """
     if IN_ARCHIVE:
+        from ._export import NoFolderError
+
         archive = getattr(__spec__.loader, "archive", None) or os.path.dirname(DATA_DIR)
         raise NoFolderError(
             f"no folder holds the vendored files of a zipped install: they are inside the archive {archive}, "
@@ -71,12 +69,12 @@ def encodings() -> list[str]:
     return list(dict.fromkeys(row[0] for row in installation()[0]))
 
 
-_LAZY = {"EncodingNotVendoredError": "_fallback", "ExportError": "_export"}
+# Classes cost import time (docs/fastpath.md): each is defined where it is raised, imported then.
+_LAZY = {"EncodingNotVendoredError": "_fallback", "ExportError": "_export", "NoFolderError": "_export"}
 
 if not TYPE_CHECKING:  # to a type checker the names are the imports above: a typo stays an error
 
     def __getattr__(name: str) -> type:
-        # Defined where they are raised, in modules a load served from the wheel never imports.
         if name in _LAZY:
             from importlib import import_module
 
@@ -138,11 +136,11 @@ def _register_environment(folder: str, rows: list[Row]) -> None:
     """Point tiktoken's and harmony's cache variables at an intact folder, where they are unset."""
     if "TIKTOKEN_CACHE_DIR" not in os.environ and "DATA_GYM_CACHE_DIR" not in os.environ:
         os.environ["TIKTOKEN_CACHE_DIR"] = folder
-        registered.append("TIKTOKEN_CACHE_DIR")
+        _registered.append("TIKTOKEN_CACHE_DIR")
     files = {row[1] for row in rows}
     if "TIKTOKEN_RS_CACHE_DIR" not in os.environ and files.issuperset(HARMONY_FILES):
         os.environ["TIKTOKEN_RS_CACHE_DIR"] = folder
-        registered.append("TIKTOKEN_RS_CACHE_DIR")
+        _registered.append("TIKTOKEN_RS_CACHE_DIR")
 
 
 activate()

@@ -91,7 +91,8 @@ def _parser() -> argparse.ArgumentParser:
 def path_command(args: argparse.Namespace) -> Outcome:
     """The vendored folder. A zipped install has none: exit 1 with the line saying to use
     ``export``, and nothing on stdout (``"$(... path)"`` must not name the archive)."""
-    from . import NoFolderError, where
+    from . import where
+    from ._export import NoFolderError
 
     try:
         folder = where()

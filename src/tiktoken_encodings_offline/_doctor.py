@@ -260,9 +260,9 @@ def _harmony_blobs() -> dict[str, tuple[str, int]]:
 
 def _set_by_this_package(key: str, env: dict[str, str | None]) -> bool:
     """Whether ``key`` is unset, or set by this process's import of the package (not by the user)."""
-    from . import registered
+    from . import _registered
 
-    return env[key] is None or key in registered
+    return env[key] is None or key in _registered
 
 
 def _harmony_note(harmony_version: str) -> str:

@@ -25,8 +25,12 @@ class BadArgumentError(ExportError):
     """A folder (a command-line argument) that cannot work: the command exits 2."""
 
 
-# Raised here, caught as tiktoken_encodings_offline.ExportError (the package's __getattr__ imports it).
-ExportError.__module__ = "tiktoken_encodings_offline"
+class NoFolderError(RuntimeError):
+    """``where()`` in a zipped install: the files are inside an archive, and no folder holds them."""
+
+
+# Raised here and by where(), caught by their public names (the package's __getattr__ imports them).
+ExportError.__module__ = NoFolderError.__module__ = "tiktoken_encodings_offline"
 
 
 def export(directory: str, original_names: bool = False) -> str:
