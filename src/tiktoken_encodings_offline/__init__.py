@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 
-from ._files import DATA_DIR, DISABLE_ENV, HARMONY_FILES, IN_ARCHIVE, _env_flag, _notice, installation
+from ._files import DATA_DIR, DISABLE_ENV, HARMONY_FILES, IN_ARCHIVE, _env_flag, _notice, installation, misnamed_row
 
 TYPE_CHECKING = False  # typing costs more to import than this whole package may take
 if TYPE_CHECKING:
@@ -115,6 +115,7 @@ def activate() -> None:
         if _env_flag(DISABLE_ENV):
             return
         rows, problem, _ = installation()
+        problem = problem or misnamed_row(DATA_DIR, rows)  # what install() finds too: said once
         if problem:
             _notice(problem)
         elif not IN_ARCHIVE:  # a zipped install has no folder: tiktoken is served from the archive

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from . import __version__
 from . import _files as package  # package._quiet: the command reports in one line of its own
 from ._export import BadArgumentError, export_command
-from ._files import DATA_DIR, FIX, _notice, installation
+from ._files import DATA_DIR, FIX, _notice, installation, misnamed_row
 
 if TYPE_CHECKING:
     from ._verify import TableCheck
@@ -98,7 +98,8 @@ def path_command(args: argparse.Namespace) -> Outcome:
         folder = where()
     except NoFolderError as error:
         return {"folder": None, "problem": str(error)}, str(error), ""
-    return {"folder": folder}, installation()[1], folder
+    rows, problem, _ = installation()
+    return {"folder": folder}, problem or misnamed_row(DATA_DIR, rows), folder  # what the import checks
 
 
 def list_command(args: argparse.Namespace) -> Outcome:
