@@ -30,6 +30,7 @@ from helpers import (
 CODE_MEMBERS = {
     "tiktoken_encodings_offline/__init__.py",
     "tiktoken_encodings_offline/__main__.py",
+    "tiktoken_encodings_offline/_distributions.py",
     "tiktoken_encodings_offline/_doctor.py",
     "tiktoken_encodings_offline/_export.py",
     "tiktoken_encodings_offline/_fallback.py",
@@ -37,7 +38,6 @@ CODE_MEMBERS = {
     "tiktoken_encodings_offline/_manifest.py",
     "tiktoken_encodings_offline/_runtime.py",
     "tiktoken_encodings_offline/_verify.py",
-    "tiktoken_encodings_offline/_zipped.py",
     "tiktoken_encodings_offline/manifest.json",
     "tiktoken_encodings_offline/py.typed",
     "tiktoken_ext/tiktoken_encodings_offline.py",

@@ -1,6 +1,6 @@
 """A test run leaves nothing in /tmp or ~/.cache: its processes keep the caches of tiktoken
-(``data-gym-cache``), openai-harmony (``tiktoken-rs-cache``, in the temporary folder) and this
-package (the build's download cache and a zipped install's copy, in ``$XDG_CACHE_HOME``) in the
+(``data-gym-cache``), openai-harmony (``tiktoken-rs-cache``, in the temporary folder) and the
+build (its download cache, in ``$XDG_CACHE_HOME``) in the
 run's own folders, which go at the end of the run (``_private_caches`` in tests/conftest.py).
 
 Checked where the processes write, not by watching /tmp: other work on the machine may make the
@@ -22,11 +22,9 @@ WHERE_IT_WRITES = f"""
 import json, sys, tempfile
 sys.path[:0] = [{str(ROOT / "src")!r}, {str(ROOT / "buildtime")!r}]
 import tiktoken.load
-from tiktoken_encodings_offline._zipped import _candidates
 from tiktoken_encodings_offline_build.options import default_cache_dir
 tiktoken.load.read_file_cached(sys.argv[1])  # a local file: plain tiktoken keeps a copy in its default cache
-print(json.dumps({{"tmp": tempfile.gettempdir(), "build cache": str(default_cache_dir()),
-                  "zipped copy": _candidates()[0][1]}}))
+print(json.dumps({{"tmp": tempfile.gettempdir(), "build cache": str(default_cache_dir())}}))
 """
 
 

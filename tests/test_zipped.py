@@ -5,18 +5,16 @@ Nothing imports the package: tiktoken finds the plugin in the zip's ``tiktoken_e
 every encoding must load with no network. Before CPython 3.14, zipimport sees that namespace
 folder only through a directory entry, which the build hook adds. The files and the fast path's
 tables are read straight out of the archive through the package's loader, with the standard
-library alone; a real folder (``where()``, ``path``) is one checked copy per user and content,
-made only when asked for and never removed by a process (``_zipped``). ``scripts/matrix.py`` runs
-the first check on every interpreter.
+library alone, and nothing is extracted or written: there is no folder (``where()`` and ``path``
+say so, naming ``export``, which makes one where the user says). ``scripts/matrix.py`` runs the
+first check on every interpreter.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -52,7 +50,8 @@ def private_env(tmp_path: Path, archive: Path, **overrides: str) -> dict[str, st
 
 
 def copies_of_the_data(tmp_path: Path) -> list[Path]:
-    """Every file of o200k_base's blob under the test's HOME and TMPDIR: one per copy of the data."""
+    """Every file of o200k_base's blob under the test's HOME and TMPDIR: a copy of the data, which
+    nothing may make (before issue 27 ``where()`` made one per user)."""
     name = hashlib.sha1(b"https://openaipublic.blob.core.windows.net/encodings/o200k_base.tiktoken").hexdigest()
     return sorted(p for top in ("home", "tmp") for p in (tmp_path / top).rglob(name))
 
@@ -103,110 +102,6 @@ def test_the_fast_path_serves_from_the_archive(zipped: Path, tmp_path: Path) -> 
     assert result.stderr == ""
 
 
-def test_path_makes_one_checked_copy_that_outlives_the_command_and_later_processes_register_it(
-    zipped: Path, tmp_path: Path
-) -> None:
-    env = private_env(tmp_path, zipped)
-    loads = "import os, tiktoken; tiktoken.get_encoding('gpt2'); print('TIKTOKEN_CACHE_DIR' in os.environ)"
-    assert run(offline([sys.executable, "-c", loads]), env=env).stdout == "False\n"  # served with no folder
-    command = offline([sys.executable, "-W", "error", "-m", "tiktoken_encodings_offline", "path"])
-    first, second = run(command, env=env), run(command, env=env)
-
-    folder = Path(first.stdout.strip())
-    assert second.stdout == first.stdout and first.stderr == second.stderr == ""
-    assert folder.parent == tmp_path / "home" / ".cache" / NAME and folder.name.startswith("zipped-")
-    assert oct(folder.parent.stat().st_mode & 0o777) == "0o700"
-    for blob in MANIFEST.blobs.values():
-        assert hashlib.sha256((folder / blob.cache_name).read_bytes()).hexdigest() == blob.sha256
-    assert [p.name for p in folder.parent.iterdir()] == [folder.name]  # no temporary folder left
-
-    # where() in a later process finds it and registers it for child processes and openai-harmony ...
-    code = "import os, tiktoken_encodings_offline as t; t.where(); print(os.environ['TIKTOKEN_RS_CACHE_DIR'])"
-    assert run(offline([sys.executable, "-c", code]), env=env).stdout.strip() == str(folder)
-    assert run(offline([sys.executable, "-c", loads]), env=env).stdout == "False\n"  # activation never does
-    # ... and plain tiktoken (no package at all) reads it offline
-    plain = clean_env(TIKTOKEN_CACHE_DIR=str(folder), TMPDIR=str(tmp_path / "tmp"))
-    code = "import tiktoken; print(tiktoken.get_encoding('o200k_base').encode('hello world'))"
-    assert run(offline([sys.executable, "-c", code]), env=plain).stdout.strip() == "[24912, 2375]"
-    assert len(copies_of_the_data(tmp_path)) == 1
-
-
-def test_processes_racing_to_make_the_copy_make_one(zipped: Path, tmp_path: Path) -> None:
-    env = private_env(tmp_path, zipped)
-    code = "import tiktoken_encodings_offline as t; print(t.where())"
-    racers = [subprocess.Popen(offline([sys.executable, "-c", code]), env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True) for _ in range(4)]  # fmt: skip
-    outputs = [racer.communicate(timeout=120) for racer in racers]
-    assert [err for _, err in outputs] == [""] * 4
-    assert len({out for out, _ in outputs}) == 1
-    assert len(copies_of_the_data(tmp_path)) == 1
-    assert [p.name for p in (tmp_path / "home" / ".cache" / NAME).iterdir()] == [Path(outputs[0][0].strip()).name]
-
-
-@pytest.mark.parametrize("plant", ["a link", "a file", "another owner", "world-writable"])
-def test_a_planted_folder_is_never_used(zipped: Path, tmp_path: Path, plant: str) -> None:
-    env = private_env(tmp_path, zipped)
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir(mode=0o700)
-    for ours in (tmp_path / "home" / ".cache" / NAME, tmp_path / "tmp" / f"{NAME}-{os.geteuid()}"):
-        ours.parent.mkdir(exist_ok=True)
-        if plant == "a link":
-            ours.symlink_to(elsewhere)
-        elif plant == "a file":
-            ours.write_bytes(b"")
-            ours.chmod(0o600)
-        else:
-            ours.mkdir(mode=0o700)
-            if plant == "another owner":
-                os.chown(ours, 65534, 65534)
-            else:
-                ours.chmod(0o777)
-    command = offline([sys.executable, "-W", "error", "-m", "tiktoken_encodings_offline", "path"])
-
-    result = run(command, env=env, check=False)
-
-    assert result.returncode == 1 and result.stdout.strip().endswith("/data")
-    assert "no safe folder for a copy of its files" in result.stderr
-    assert "python -m tiktoken_encodings_offline export DIR" in result.stderr
-    assert {
-        "a link": "is not a folder",
-        "a file": "is not a folder",
-        "another owner": "belongs to user 65534",
-        "world-writable": "mode 777",
-    }[plant] in result.stderr
-    assert copies_of_the_data(tmp_path) == [] and list(elsewhere.iterdir()) == []
-    # tiktoken is still served from the archive, with the one notice
-    code = (
-        "import tiktoken_encodings_offline as t, tiktoken; t.where(); print(tiktoken.get_encoding('r50k_base').n_vocab)"
-    )
-    served = run(offline([sys.executable, "-c", code]), env=env)
-    assert served.stdout.strip() == "50257" and served.stderr.count("no safe folder") == 1
-
-
-def test_the_copy_falls_back_to_a_private_folder_in_tmpdir(zipped: Path, tmp_path: Path) -> None:
-    env = private_env(tmp_path, zipped)
-    (tmp_path / "home" / ".cache").symlink_to(tmp_path / "tmp")  # a planted ~/.cache: a link
-    result = run(offline([sys.executable, "-m", "tiktoken_encodings_offline", "path"]), env=env)
-    assert Path(result.stdout.strip()).parent == tmp_path / "tmp" / f"{NAME}-{os.geteuid()}"
-    assert "is not a folder" not in result.stderr
-
-
-def test_a_damaged_copy_is_named_and_not_registered(zipped: Path, tmp_path: Path) -> None:
-    env = private_env(tmp_path, zipped)
-    command = offline([sys.executable, "-m", "tiktoken_encodings_offline", "path"])
-    folder = Path(run(command, env=env).stdout.strip())
-    damaged = folder / MANIFEST.blobs_for(["cl100k_base"])[0].cache_name
-    damaged.chmod(0o644)
-    damaged.write_bytes(damaged.read_bytes()[:-1])
-
-    result = run(command, env=env, check=False)
-
-    assert result.returncode == 1
-    assert f"{damaged} is damaged" in result.stderr and f"remove {folder}, it is made anew" in result.stderr
-    code = "import os, tiktoken_encodings_offline as t; t.where(); print('TIKTOKEN_CACHE_DIR' in os.environ)"
-    assert run(offline([sys.executable, "-c", code]), env=env).stdout.strip() == "False"
-
-
 def damaged_copy(wheel: Path, archive: Path, *members: str) -> Path:
     """The wheel rewritten to ``archive`` with the last byte of each of ``members`` changed."""
     with zipfile.ZipFile(wheel) as source, zipfile.ZipFile(archive, "w") as target:
@@ -231,7 +126,7 @@ CL100K_IDS = (
 )
 
 
-def test_a_damaged_member_of_the_archive_is_never_served_nor_copied(
+def test_a_damaged_member_of_the_archive_is_never_served_nor_exported(
     full_wheel: Path, reference: dict[str, Any], tmp_path: Path
 ) -> None:
     blob = MANIFEST.blobs_for(["cl100k_base"])[0]
@@ -251,10 +146,12 @@ def test_a_damaged_member_of_the_archive_is_never_served_nor_copied(
     assert result.returncode != 0 and result.stdout == ""
     assert f"{archive}/{member} is damaged (SHA-256 differs" in result.stderr
 
-    result = run(offline([sys.executable, "-m", "tiktoken_encodings_offline", "path"]), env=env, check=False)
+    result = run(offline([sys.executable, "-m", "tiktoken_encodings_offline", "export", str(tmp_path / "out")]),
+                 env=env, check=False)  # fmt: skip
     assert result.returncode == 1 and f"{archive}/{member} is damaged" in result.stderr
-    assert copies_of_the_data(tmp_path) == []
-    assert not (tmp_path / "home" / ".cache").exists()  # the archive is checked before any folder is made
+    assert copies_of_the_data(tmp_path) == [] and everything_under(tmp_path / "home") == []
+    exported = {p.name for p in (tmp_path / "out").iterdir()}  # the files before it: verified, and theirs to use
+    assert blob.cache_name not in exported and not any(name.endswith(".tmp") for name in exported)
 
 
 def test_a_damaged_table_in_the_archive_is_refused_for_its_blob_then_the_blob_is_checked(
@@ -296,32 +193,6 @@ def test_a_member_missing_from_the_archive_is_named(full_wheel: Path, tmp_path: 
     assert f"cannot read {archive}/{member} (not in the archive)" in result.stderr
 
 
-@pytest.mark.parametrize("copy", ["none yet", "made already"])
-def test_a_stale_temporary_folder_of_a_killed_process_is_removed(zipped: Path, tmp_path: Path, copy: str) -> None:
-    env = private_env(tmp_path, zipped)
-    ours = tmp_path / "home" / ".cache" / NAME
-    ours.mkdir(parents=True, mode=0o700)
-    if copy == "made already":  # a later process, once another one made the copy
-        run(offline([sys.executable, "-m", "tiktoken_encodings_offline", "path"]), env=env)
-    gone, recent, alive = ours / ".99999999.old", ours / ".99999998.new", ours / f".{os.getpid()}.mine"
-    for folder in (gone, recent, alive):
-        folder.mkdir()
-        (folder / "partial").write_bytes(b"x")
-    for folder in (gone, alive):
-        os.utime(folder, (0, 0))  # made in 1970
-    run(offline([sys.executable, "-m", "tiktoken_encodings_offline", "path"]), env=env)
-    assert not gone.exists()  # its process is gone and it is old
-    assert recent.exists() and alive.exists()  # another host's process may still be writing it; this one lives
-    assert len(copies_of_the_data(tmp_path)) == 1
-
-
-def test_a_relative_xdg_cache_home_is_ignored_as_the_xdg_spec_says(zipped: Path, tmp_path: Path) -> None:
-    env = {**private_env(tmp_path, zipped), "XDG_CACHE_HOME": "relative/cache"}
-    result = run(offline([sys.executable, "-m", "tiktoken_encodings_offline", "path"]), env=env, cwd=tmp_path)
-    assert Path(result.stdout.strip()).parent == tmp_path / "home" / ".cache" / NAME
-    assert not (tmp_path / "relative").exists()
-
-
 @pytest.fixture(scope="module")
 def slim_wheel(files_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("slim")
@@ -330,24 +201,21 @@ def slim_wheel(files_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     return wheel
 
 
-def test_what_the_copy_does_not_serve_comes_from_tiktokens_default_cache_never_into_the_copy(
+def test_what_the_archive_does_not_serve_comes_from_tiktokens_default_cache(
     slim_wheel: Path, files_dir: Path, tmp_path: Path
 ) -> None:
     env = private_env(tmp_path, slim_wheel)
-    folder = Path(run(offline([sys.executable, "-m", "tiktoken_encodings_offline", "path"]), env=env).stdout.strip())
     default_cache = tmp_path / "tmp" / "data-gym-cache"  # where plain tiktoken keeps what it downloads
     default_cache.mkdir()
     for blob in MANIFEST.blobs_for(["gpt2"]):
         shutil.copyfile(files_dir / blob.path, default_cache / blob.cache_name)
-    before = everything_under(folder)
-    code = (
-        "import os, tiktoken, tiktoken_encodings_offline as t; print(t.where(), tiktoken.get_encoding('gpt2').n_vocab)"
-    )
+    before = everything_under(tmp_path)
+    code = "import tiktoken, tiktoken_encodings_offline; print(tiktoken.get_encoding('gpt2').n_vocab)"
 
     result = run(offline([sys.executable, "-c", code]), env=env)
 
-    assert result.stdout.split() == [str(folder), "50257"]  # the copy registered, gpt2 read from the default
-    assert everything_under(folder) == before
+    assert result.stdout.split() == ["50257"] and result.stderr == ""  # gpt2 read from tiktoken's default cache
+    assert everything_under(tmp_path) == before
 
 
 def test_a_zipped_slim_wheel_in_strict_mode_names_the_encoding_it_does_not_carry(
@@ -363,8 +231,7 @@ def test_a_zipped_slim_wheel_in_strict_mode_names_the_encoding_it_does_not_carry
 
 
 def test_list_verify_and_doctor_check_the_archive_itself_and_make_no_copy(full_wheel: Path, tmp_path: Path) -> None:
-    # They check what tiktoken is served from: the archive. A copy made earlier (path) is not what
-    # they look at, and they make none themselves.
+    # They check what tiktoken is served from: the archive, and make no copy of it.
     blob = MANIFEST.blobs_for(["o200k_base"])[0]
     member = f"tiktoken_encodings_offline/data/{blob.cache_name}"
     good = tmp_path / "good.zip"
@@ -376,23 +243,42 @@ def test_list_verify_and_doctor_check_the_archive_itself_and_make_no_copy(full_w
         )
         assert result.returncode == 0, (command, result.stdout, result.stderr)
         assert copies_of_the_data(tmp_path) == [], command
-    run(offline([sys.executable, "-m", "tiktoken_encodings_offline", "path"]), env=private_env(tmp_path, good))
-    assert len(copies_of_the_data(tmp_path)) == 1  # an intact copy, of the same record as the damaged archive
     for command in ("list", "verify", "doctor"):
         env = private_env(tmp_path, damaged)
         result = run(offline([sys.executable, "-m", "tiktoken_encodings_offline", command]), env=env, check=False)
         assert result.returncode == 1, (command, result.stdout, result.stderr)
         assert f"{damaged}/{member}" in result.stdout + result.stderr, command
+    assert everything_under(tmp_path / "home") == [] and everything_under(tmp_path / "tmp") == []
 
 
-def test_export_reads_the_archive_where_no_folder_can_be_made(zipped: Path, tmp_path: Path) -> None:
+def test_where_and_path_name_the_archive_and_export_and_print_nothing_on_stdout(zipped: Path, tmp_path: Path) -> None:
     env = private_env(tmp_path, zipped)
-    for ours in (tmp_path / "home" / ".cache" / NAME, tmp_path / "tmp" / f"{NAME}-{os.geteuid()}"):
-        ours.parent.mkdir(exist_ok=True)
-        ours.write_bytes(b"")  # no safe folder for a copy: path says to use export
-    assert (
-        run(offline([sys.executable, "-m", "tiktoken_encodings_offline", "path"]), env=env, check=False).returncode == 1
+    line = (
+        f"no folder holds the vendored files of a zipped install: they are inside the archive {zipped}, and "
+        "tiktoken is served from it; for a folder (TIKTOKEN_CACHE_DIR, TIKTOKEN_RS_CACHE_DIR) run: python -m "
+        "tiktoken_encodings_offline export DIR (or call tiktoken_encodings_offline.export(DIR))"
     )
+    # as the README captures it: harmony must never be pointed at the archive file
+    script = f'folder="$("{sys.executable}" -W error -m tiktoken_encodings_offline path)"; echo "$?[$folder]"'
+    result = run(offline(["sh", "-c", script]), env=env)
+    assert (result.stdout, result.stderr) == ("1[]\n", f"tiktoken-encodings-offline: {line}\n")
+    bare = run(offline([sys.executable, "-m", "tiktoken_encodings_offline", "path"]), env=env, check=False)
+    assert (bare.returncode, bare.stdout) == (1, "")
+    as_json = run(offline([sys.executable, "-m", "tiktoken_encodings_offline", "path", "--json"]), env=env, check=False)
+    assert json.loads(as_json.stdout) == {"folder": None, "problem": line, "ok": False} and as_json.returncode == 1
+
+    code = (
+        "import tiktoken, tiktoken_encodings_offline as t\n"
+        "try:\n    t.where()\nexcept t.NoFolderError as error:\n    print(error)\n"
+        "print(tiktoken.get_encoding('r50k_base').n_vocab)"  # still served from the archive
+    )
+    result = run(offline([sys.executable, "-W", "error", "-c", code]), env=env)
+    assert (result.stdout, result.stderr) == (f"{line}\n50257\n", "")
+    assert everything_under(tmp_path / "home") == [] and everything_under(tmp_path / "tmp") == []
+
+
+def test_export_reads_the_archive(zipped: Path, tmp_path: Path) -> None:
+    env = private_env(tmp_path, zipped)
     out = tmp_path / "exported"
 
     result = run(offline([sys.executable, "-m", "tiktoken_encodings_offline", "export", str(out)]), env=env)
@@ -401,16 +287,27 @@ def test_export_reads_the_archive_where_no_folder_can_be_made(zipped: Path, tmp_
     expected = {blob.cache_name: blob.sha256 for blob in MANIFEST.blobs.values()}
     assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in out.iterdir()} == expected
     assert copies_of_the_data(tmp_path) == []
+    # the function too, and plain tiktoken (no package) reads the folder it made, offline
+    again = tmp_path / "by-function"
+    code = f"import tiktoken_encodings_offline as t; print(t.export({str(again)!r}))"
+    assert run(offline([sys.executable, "-c", code]), env=env).stdout == f"{again}\n"
+    plain = clean_env(TIKTOKEN_CACHE_DIR=str(again), TMPDIR=str(tmp_path / "tmp"))
+    code = "import tiktoken; print(tiktoken.get_encoding('o200k_base').encode('hello world'))"
+    assert run(offline([sys.executable, "-c", code]), env=plain).stdout.strip() == "[24912, 2375]"
 
 
 def test_a_direct_tiktoken_load_call_after_the_import_is_served_from_the_archive(zipped: Path, tmp_path: Path) -> None:
-    # No .pth is read from an archive and no folder is registered: the import watches for tiktoken.load.
+    # The import itself wraps tiktoken's reader, whatever TIKTOKEN_CACHE_DIR says (tests/test_import.py: every shape).
     blob = MANIFEST.blobs_for(["r50k_base"])[0]
     code = (
         "import tiktoken_encodings_offline\n"
         "from tiktoken.load import load_tiktoken_bpe\n"
         f"print(len(load_tiktoken_bpe({blob.url!r}, {blob.sha256!r})))"
     )
-    result = run(offline([sys.executable, "-c", code]), env=private_env(tmp_path, zipped))
+    empty = tmp_path / "empty-cache"
+    empty.mkdir()
+    result = run(
+        offline([sys.executable, "-c", code]), env=private_env(tmp_path, zipped, TIKTOKEN_CACHE_DIR=str(empty))
+    )
     assert result.stdout.strip() == "50256" and result.stderr == ""
-    assert copies_of_the_data(tmp_path) == []
+    assert copies_of_the_data(tmp_path) == [] and list(empty.iterdir()) == []

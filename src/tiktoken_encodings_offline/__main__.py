@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from . import __version__
 from . import _files as package  # package._quiet: the command reports in one line of its own
 from ._export import BadArgumentError, export_command
-from ._files import DATA_DIR, FIX, _notice, installation
+from ._files import DATA_DIR, FIX, _notice, installation, misnamed_row
 
 if TYPE_CHECKING:
     from ._verify import TableCheck
@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
         report, problem, text = _COMMANDS[args.command](args)
         if as_json:
             report = {**report, "ok": problem is None} if isinstance(report, dict) else report
-        print(json.dumps(report, indent=2) if as_json else text, flush=True)
+        if as_json or text:  # path with no folder prints nothing
+            print(json.dumps(report, indent=2) if as_json else text, flush=True)
     except BrokenPipeError:  # the reader went away (`... | head`): end quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
@@ -70,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, text in (
-        ("path", "print the folder of the vendored files (a TIKTOKEN_CACHE_DIR)"),
+        ("path", "print the folder of the vendored files (a TIKTOKEN_CACHE_DIR); none in a zipped install: use export"),
         ("list", "the vendored encodings and files: sizes, present and intact?"),
         ("verify", "re-hash every file and build every vendored encoding with the network blocked"),
         ("doctor", "what tiktoken and openai-harmony will read, and why"),
@@ -88,12 +89,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def path_command(args: argparse.Namespace) -> Outcome:
-    """A zipped install's folder is made here, once per user, and outlives the command; where no
-    safe place exists, exit 1 with the line saying to use ``export``."""
-    from . import _where_and_problem
+    """The vendored folder. A zipped install has none: exit 1 with the line saying to use
+    ``export``, and nothing on stdout (``"$(... path)"`` must not name the archive)."""
+    from . import where
+    from ._export import NoFolderError
 
-    folder, problem = _where_and_problem()
-    return {"folder": folder}, installation()[1] or problem, folder
+    try:
+        folder = where()
+    except NoFolderError as error:
+        return {"folder": None, "problem": str(error)}, str(error), ""
+    rows, problem, _ = installation()
+    return {"folder": folder}, problem or misnamed_row(DATA_DIR, rows), folder  # what the import checks
 
 
 def list_command(args: argparse.Namespace) -> Outcome:

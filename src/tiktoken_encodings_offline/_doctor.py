@@ -12,9 +12,10 @@ import sys
 import tempfile
 from typing import Any
 
-from ._files import DATA_DIR, DISABLE_ENV, FIX, HARMONY_FILES, STRICT_ENV, _env_flag, copies, installation
+from ._distributions import BASE, COMPANION, distributions, startup_hook_kind
+from ._files import DATA_DIR, DISABLE_ENV, FIX, HARMONY_FILES, IN_ARCHIVE, STRICT_ENV, _env_flag, installation
 from ._manifest import sha256_file
-from ._verify import check_files, startup_hook_problem, tiktoken_missing
+from ._verify import START_MODULE, check_files, startup_hook_problem, tiktoken_missing
 
 CACHE_VARIABLES = ("TIKTOKEN_CACHE_DIR", "DATA_GYM_CACHE_DIR", "TIKTOKEN_RS_CACHE_DIR")
 UNDERSTOOD = ("", "0", "false", "no", "off", "1", "true", "yes", "on")
@@ -26,6 +27,7 @@ def doctor() -> tuple[Any, str | None, str]:
     problems: list[str] = []
     notes: list[str] = []
     before = {key: os.environ.get(key) for key in CACHE_VARIABLES}
+    started = START_MODULE in sys.modules  # before startup_hook_problem imports it to check it
     hook_problem = startup_hook_problem()  # before anything imports tiktoken
     if hook_problem:
         problems.append(hook_problem)
@@ -58,7 +60,11 @@ def doctor() -> tuple[Any, str | None, str]:
         if kind:
             problems.append(f"{key}={after[key]} is {kind}, not a folder; unset it or name a folder")
     _cache_folders(after, problems, notes)
+    installed = distributions(problems)
     harmony = _harmony(after["TIKTOKEN_RS_CACHE_DIR"], problems)
+    if harmony is not None and installed[COMPANION] is None and _set_by_this_package("TIKTOKEN_RS_CACHE_DIR", after):
+        harmony["needs_import"] = True
+        notes.append(_harmony_note(harmony["version"]))
 
     def origin(key: str) -> str:
         value = after[key]
@@ -68,6 +74,7 @@ def doctor() -> tuple[Any, str | None, str]:
 
     report = {
         "folder": folder,
+        "distributions": installed,
         "tiktoken": tiktoken_report,
         "environment": {key: {"value": value, "origin": origin(key)} for key, value in after.items()},
         "strict": _env_flag(STRICT_ENV),
@@ -77,18 +84,21 @@ def doctor() -> tuple[Any, str | None, str]:
         "notes": notes,
     }
     lines = [f"vendored folder: {folder}"]
+    lines += [f"{name}: {found or 'not installed'}" for name, found in installed.items()]
     if tiktoken_report:
         wrapped = tiktoken_report["reader_wrapped"]
         reads = "the vendored files first (reader wrapped)" if wrapped else "its cache only (NOT wrapped)"
         lines.append(f"tiktoken {tiktoken_report['version']}: reads {reads}")
         fastpath = tiktoken_report["fastpath"]
         lines.append(f"fast path: {'on' if fastpath['active'] else 'off'} ({fastpath['detail']})")
-    report["startup_hook"], startup_line = startup_hook_kind()
+    report["startup_hook"], startup_line = startup_hook_kind(started)
     lines.append(startup_line)
     lines += [f"  {key}={value!r} ({origin(key)})" for key, value in after.items()]
     lines += [f"  {name:<14} {state}" for name, state in coverage.items()]
     if harmony is not None:
         ready = "reads the vendored files" if harmony["ready"] else "will download on first use"
+        if harmony["ready"] and harmony.get("needs_import"):
+            ready += " only where the program imports tiktoken_encodings_offline first (see the note)"
         lines.append(f"openai-harmony {harmony['version']}: {ready}")
     lines += [f"note: {note}" for note in notes]
     lines += [f"problem: {problem}" for problem in problems] or ["no problems"]
@@ -112,6 +122,9 @@ def _tiktoken(intact: set[str], problems: list[str], notes: list[str]) -> tuple[
     from ._manifest import record_requests
     from ._runtime import is_installed
 
+    # Before the plugins load: the package's import (this command made it) must have wrapped the
+    # reader by itself, as it does in a program that calls tiktoken.load directly after the import.
+    wrapped = is_installed()
     names = tiktoken.list_encoding_names()  # loads the plugins, ours included
     constructors = tiktoken.registry.ENCODING_CONSTRUCTORS or {}
     manifest_hashes = _manifest_hashes()
@@ -133,11 +146,11 @@ def _tiktoken(intact: set[str], problems: list[str], notes: list[str]) -> tuple[
             else "tiktoken downloads one when it is asked for (and fails offline)"
         )
         notes.append(f"not carried by this wheel: {', '.join(left_out)}; {then}")
-    wrapped = is_installed()
     if not wrapped and not _env_flag(DISABLE_ENV):
         problems.append(
-            "tiktoken's reader is not wrapped: something replaced tiktoken.load.read_file_cached, "
-            "or this tiktoken has none (the files are then read only through TIKTOKEN_CACHE_DIR)"
+            "tiktoken's reader is not wrapped after `import tiktoken_encodings_offline`: something replaced "
+            "tiktoken.load.read_file_cached, or this tiktoken has none (the files are then read only through "
+            "TIKTOKEN_CACHE_DIR, and a direct tiktoken.load call is not served when you set it)"
         )
     from ._runtime import status
 
@@ -206,8 +219,8 @@ def _cache_folders(env: dict[str, str | None], problems: list[str], notes: list[
 
 
 def _is_ours(path: str) -> bool:
-    """Whether ``path`` is the vendored folder, or a zipped install's copy of it."""
-    return any(same_path(path, folder) for folder in (DATA_DIR, *copies))
+    """Whether ``path`` is the vendored folder."""
+    return same_path(path, DATA_DIR)
 
 
 def _harmony(rs_dir: str | None, problems: list[str]) -> dict[str, Any] | None:
@@ -245,17 +258,18 @@ def _harmony_blobs() -> dict[str, tuple[str, int]]:
     return {b.cache_name: (b.sha256, b.size) for b in blobs if b.cache_name in HARMONY_FILES}
 
 
-def startup_hook_kind() -> tuple[str, str]:
-    """Which kind of wheel is installed, and what then needs an import: (kind, line)."""
-    from ._files import PACKAGE_DIR
-    from ._verify import START_LINE, START_MODULE
+def _set_by_this_package(key: str, env: dict[str, str | None]) -> bool:
+    """Whether ``key`` is unset, or set by this process's import of the package (not by the user)."""
+    from . import _registered
 
-    line = os.path.join(os.path.dirname(PACKAGE_DIR), START_LINE)
-    needs = "a direct tiktoken.load call and openai_harmony need `import tiktoken_encodings_offline` first"
-    if not os.path.isfile(line):
-        kind, what = "none", f"none (a wheel built with startup-hook = false): get_encoding activates; {needs}"
-    elif START_MODULE not in sys.modules:
-        kind, what = "not read", f"{line} is not read (not a site-packages folder): get_encoding activates; {needs}"
-    else:
-        kind, what = "active", f"{line}: first import of tiktoken.load or openai_harmony activates: no import needed"
-    return kind, f"start-up hook: {what}"
+    return env[key] is None or key in _registered
+
+
+def _harmony_note(harmony_version: str) -> str:
+    folder = "DIR (after: python -m tiktoken_encodings_offline export DIR)" if IN_ARCHIVE else DATA_DIR
+    return (
+        f"openai-harmony {harmony_version} reads TIKTOKEN_RS_CACHE_DIR, which a program gets only by importing "
+        f"tiktoken_encodings_offline before openai_harmony: {COMPANION} is not installed and you have not set "
+        f'it; fix: pip install "{BASE}[autostart]" (it sets it at the first import of openai_harmony), '
+        f"or export TIKTOKEN_RS_CACHE_DIR={folder}"
+    )

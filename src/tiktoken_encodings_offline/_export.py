@@ -1,4 +1,5 @@
-"""``export DIR``: copy the vendored files into a folder, each written exclusively and verified."""
+"""``export DIR`` and ``export()``: copy the vendored files into a folder, each written exclusively
+and verified. The only place this package writes."""
 
 from __future__ import annotations
 
@@ -8,28 +9,59 @@ import hashlib
 import os
 import stat
 import tempfile
+import time
 from typing import Any
 
 from ._files import DATA_DIR, FIX, damage_or_error, read_record, read_regular_file
 
+RENAME_TRIES = 6  # Windows refuses a rename while another program holds the file open: 0.05 s to 1.6 s apart
 
-class BadArgumentError(Exception):
-    """A command-line argument that cannot work: exit 2."""
+
+class ExportError(Exception):
+    """``export()`` could not copy the files: the message names what is wrong and the fix."""
+
+
+class BadArgumentError(ExportError):
+    """A folder (a command-line argument) that cannot work: the command exits 2."""
+
+
+class NoFolderError(RuntimeError):
+    """``where()`` in a zipped install: the files are inside an archive, and no folder holds them."""
+
+
+# Raised here and by where(), caught by their public names (the package's __getattr__ imports them).
+ExportError.__module__ = NoFolderError.__module__ = "tiktoken_encodings_offline"
+
+
+def export(directory: str, original_names: bool = False) -> str:
+    """``tiktoken_encodings_offline.export``: the command's work, its problem raised."""
+    try:
+        report, problem, _ = export_files(directory, original_names)
+    except BadArgumentError as error:  # the command's exit 2: to the caller, one public type
+        raise ExportError(str(error)) from None
+    if problem:
+        raise ExportError(problem)
+    return str(report["directory"])
 
 
 def export_command(args: argparse.Namespace) -> tuple[Any, str | None, str]:
+    return export_files(args.directory, args.original_names)
+
+
+def export_files(directory: str, original_names: bool) -> tuple[Any, str | None, str]:
+    """Copy every vendored file into ``directory``: (report, the one-line problem or None, text)."""
     folder = DATA_DIR  # in a zipped install, the archive: export needs no copy of it
     rows, problem, damaged = read_record(folder)
     if problem or damaged:
         return {"directory": None, "files": []}, problem or next(iter(damaged.values())), "nothing exported"
-    if not args.directory:
+    if not directory:
         raise BadArgumentError("export: DIR is empty; name a folder (it is created if missing)")
-    target_dir = os.path.abspath(args.directory)
+    target_dir = os.path.abspath(directory)
     _make_folder(target_dir)
     owner = _other_owner(target_dir)
     written: list[dict[str, str]] = []
     for url, cache_name, sha256, size in sorted({(url, file, sha256, size) for _, file, url, sha256, size in rows}):
-        target = os.path.join(target_dir, url.rsplit("/", 1)[-1] if args.original_names else cache_name)
+        target = os.path.join(target_dir, url.rsplit("/", 1)[-1] if original_names else cache_name)
         if _holds(target, sha256):
             state = "unchanged"
         else:
@@ -127,8 +159,10 @@ def _copy_verified(source: str, size: int, target: str, sha256: str) -> str | No
         if _sha256(temporary) != sha256:
             return f"{target} did not read back as written (check the disk under {folder})"
         os.chmod(temporary, 0o644)
-        os.replace(temporary, target)
+        replace_retrying(temporary, target)
         temporary = None
+    except FileInUseError as error:
+        return str(error)
     except OSError as error:
         return f"cannot write into {folder} ({error.strerror or error})"
     finally:
@@ -136,3 +170,27 @@ def _copy_verified(source: str, size: int, target: str, sha256: str) -> str | No
             with contextlib.suppress(OSError):
                 os.remove(temporary)
     return None
+
+
+class FileInUseError(OSError):
+    """A rename refused again and again: on Windows, another program holds one of the files open."""
+
+
+def replace_retrying(source: str, target: str) -> None:
+    """``os.replace``, tried again a few times (for 1.6 s at most in all) while it raises PermissionError:
+    Windows refuses to replace a file another program holds open (an antivirus scanner, an indexer,
+    a process reading it), and such a hold is usually brief."""
+    delay = 0.05
+    for attempt in range(RENAME_TRIES):
+        try:
+            os.replace(source, target)
+            return
+        except PermissionError as error:
+            if attempt == RENAME_TRIES - 1:
+                raise FileInUseError(
+                    f"cannot rename {source} to {target} ({error.strerror or error}), refused {RENAME_TRIES} "
+                    "times: the file is in use (on Windows another program, such as an antivirus scanner, "
+                    "holds it open) or the folder does not allow it; close that program, or wait, and export again"
+                ) from None
+            time.sleep(delay)
+            delay *= 2

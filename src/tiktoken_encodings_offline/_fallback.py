@@ -13,7 +13,7 @@ import hashlib
 import os
 import threading
 
-from ._files import STRICT_ENV, _env_flag, copies, read_regular_file
+from ._files import STRICT_ENV, _env_flag, read_regular_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ def read_unserved(
         if why:
             raise EncodingNotVendoredError(f"strict mode ({STRICT_ENV}) forbids a download: {why}")
         raise EncodingNotVendoredError(_not_vendored_message(blobpath, carried))
-    if any(_same_folder(_cache_dir_in_effect(), served) for served in (folder, *copies)):  # a zipped install's copy too
+    if _same_folder(_cache_dir_in_effect(), folder):
         return _read_via_default_cache(blobpath, expected_hash)
     return original(blobpath, expected_hash)
 

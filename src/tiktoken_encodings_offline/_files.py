@@ -35,7 +35,6 @@ _archive: Callable[[str], bytes] | None = None
 if not os.path.isdir(PACKAGE_DIR):
     _archive = getattr(__spec__.loader, "get_data", None)
 IN_ARCHIVE = _archive is not None
-copies: list[str] = []  # real folders holding a copy of the archive's files (see _zipped)
 
 _state: tuple[list[Row], str | None, dict[str, str]] | None = None
 _said: set[str] = set()

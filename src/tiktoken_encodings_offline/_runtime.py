@@ -47,12 +47,13 @@ if TYPE_CHECKING:
 
 _MARKER = "__tiktoken_encodings_offline__"
 _lock = threading.Lock()
+_served = ""  # the folder install() serves: a reload of tiktoken.load installs it again
 
 
 def install(folder: str) -> None:
     """Wrap tiktoken's reader so it serves ``folder``, then its loaders (the fast path). Idempotent,
     thread-safe, and it never raises for the fast path: at most one notice, and tiktoken's loaders."""
-    global _fastpath_state
+    global _fastpath_state, _served
     import tiktoken.load
 
     with _lock:
@@ -64,11 +65,20 @@ def install(folder: str) -> None:
         unreadable_record = problem if problem and not damaged and not rows else None
         wrapped = _wrap(tiktoken.load.read_file_cached, folder, rows, damaged, unreadable_record)
         tiktoken.load.read_file_cached = wrapped
+        _served = folder
         try:
             _fastpath_state = _install_fastpath(rows, FOLDER)
         except Exception as error:
             _fastpath_state = f"off: {type(error).__name__}: {error}"
             _notice(f"fast path off, tiktoken parses its files itself ({type(error).__name__}: {error}); {FIX}")
+
+
+def _unwrapped_by_a_reload(load: Any) -> bool:
+    """Whether ``importlib.reload(tiktoken.load)`` made a new, plain reader since ``install``: it
+    is tiktoken's own function (its globals are the module's), not ours. Someone else's reader
+    (a test double, a recorder) is theirs to keep."""
+    reader = getattr(load, "read_file_cached", None)
+    return not getattr(reader, _MARKER, False) and getattr(reader, "__globals__", None) is vars(load)
 
 
 def is_installed() -> bool:
@@ -169,9 +179,10 @@ def _install_fastpath(rows: list[Row], folder: str) -> str:
             why = "missing" if original is None else "other parameters" if own else "replaced by someone else"
             skipped.append(f"{name} ({why})")
             continue
-        fast = _fast_loader(original, name, names, ranks_for)
+        fast = _fast_loader(original, name, names, ranks_for, tiktoken.load)
         setattr(tiktoken.load, name, fast)
-        if public is not None and getattr(public, name, None) is original:  # else: someone else's, it stays
+        held = getattr(public, name, None)
+        if public is not None and (held is original or getattr(held, _FAST_MARKER, False)):  # else: someone else's
             setattr(public, name, fast)
         done.append(name)
     files = sorted({url.rsplit("/", 1)[-1] for source in by_source for url in source})
@@ -261,11 +272,20 @@ def _ranks_for(by_source: dict[tuple[str, ...], Table], load: Any, reader: ReadF
     return ranks_for
 
 
-def _fast_loader(original: Callable[..., Ranks], name: str, names: tuple[str, ...], ranks_for: RanksFor) -> Any:
+def _fast_loader(
+    original: Callable[..., Ranks], name: str, names: tuple[str, ...], ranks_for: RanksFor, load: Any
+) -> Any:
     files, hashes = SOURCE_PARAMETERS[name]
 
     @functools.wraps(original)
     def fast_loader(*args: Any, **kwargs: Any) -> Ranks:
+        # tiktoken_ext.openai_public holds this function past a reload of tiktoken.load (autoreload,
+        # a test suite), which unwraps the reader: install again, and answer with what it installs.
+        if _unwrapped_by_a_reload(load):
+            install(_served)
+            current: Any = getattr(load, name, None)
+            if current is not fast_loader and getattr(current, _FAST_MARKER, False):
+                return current(*args, **kwargs)  # type: ignore[no-any-return]
         call = _bind(names, args, kwargs)
         plain = call is not None and call.get("clobber_one_byte_tokens", False) is False
         if call is not None and plain and set(files) <= set(call):
