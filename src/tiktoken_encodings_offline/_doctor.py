@@ -6,6 +6,7 @@ what a user should know, such as encodings a slim wheel leaves out by design.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import sys
@@ -14,7 +15,7 @@ from typing import Any
 
 from ._files import DATA_DIR, DISABLE_ENV, FIX, HARMONY_FILES, STRICT_ENV, _env_flag, copies, installation
 from ._manifest import sha256_file
-from ._verify import check_files, startup_hook_problem, tiktoken_missing
+from ._verify import START_MODULE, check_files, startup_hook_problem, tiktoken_missing
 
 CACHE_VARIABLES = ("TIKTOKEN_CACHE_DIR", "DATA_GYM_CACHE_DIR", "TIKTOKEN_RS_CACHE_DIR")
 UNDERSTOOD = ("", "0", "false", "no", "off", "1", "true", "yes", "on")
@@ -26,6 +27,7 @@ def doctor() -> tuple[Any, str | None, str]:
     problems: list[str] = []
     notes: list[str] = []
     before = {key: os.environ.get(key) for key in CACHE_VARIABLES}
+    hook_read = START_MODULE in sys.modules  # did the .pth line run? (startup_hook_problem imports its module)
     hook_problem = startup_hook_problem()  # before anything imports tiktoken
     if hook_problem:
         problems.append(hook_problem)
@@ -83,7 +85,7 @@ def doctor() -> tuple[Any, str | None, str]:
         lines.append(f"tiktoken {tiktoken_report['version']}: reads {reads}")
         fastpath = tiktoken_report["fastpath"]
         lines.append(f"fast path: {'on' if fastpath['active'] else 'off'} ({fastpath['detail']})")
-    report["startup_hook"], startup_line = startup_hook_kind()
+    report["startup_hook"], startup_line = startup_hook_kind(hook_read)
     lines.append(startup_line)
     lines += [f"  {key}={value!r} ({origin(key)})" for key, value in after.items()]
     lines += [f"  {name:<14} {state}" for name, state in coverage.items()]
@@ -201,8 +203,21 @@ def _cache_folders(env: dict[str, str | None], problems: list[str], notes: list[
             )
     if cache is None or _is_ours(cache):  # downloads then go to tiktoken's default folder
         probe = default if os.path.isdir(default) else os.path.dirname(default)
-        if not os.access(probe, os.W_OK):
+        if not _can_create_in(probe):
             notes.append(f"tiktoken's default cache folder {default} is not writable: downloads are not kept")
+
+
+def _can_create_in(folder: str) -> bool:
+    """Whether a file can be made in ``folder``, found by making one and removing it: Windows answers
+    os.access from the read-only attribute, which it ignores for folders, and never from their ACLs."""
+    try:
+        handle, name = tempfile.mkstemp(prefix=".tiktoken-encodings-offline-probe-", dir=folder)
+    except OSError:
+        return False
+    os.close(handle)
+    with contextlib.suppress(OSError):
+        os.remove(name)
+    return True
 
 
 def _is_ours(path: str) -> bool:
@@ -245,16 +260,20 @@ def _harmony_blobs() -> dict[str, tuple[str, int]]:
     return {b.cache_name: (b.sha256, b.size) for b in blobs if b.cache_name in HARMONY_FILES}
 
 
-def startup_hook_kind() -> tuple[str, str]:
-    """Which kind of wheel is installed, and what then needs an import: (kind, line)."""
+def startup_hook_kind(read: bool) -> tuple[str, str]:
+    """Which kind of wheel is installed, whether its line was ``read`` at start-up, and what then
+    needs an import: (kind, line)."""
     from ._files import PACKAGE_DIR
-    from ._verify import START_LINE, START_MODULE
+    from ._verify import START_LINE
 
     line = os.path.join(os.path.dirname(PACKAGE_DIR), START_LINE)
     needs = "a direct tiktoken.load call and openai_harmony need `import tiktoken_encodings_offline` first"
     if not os.path.isfile(line):
         kind, what = "none", f"none (a wheel built with startup-hook = false): get_encoding activates; {needs}"
-    elif START_MODULE not in sys.modules:
+    elif not read and sys.flags.no_site:
+        why = "Python started without site (-S, or a ._pth file without `import site`: Windows' embeddable zip)"
+        kind, what = "not read", f"{line} is not read: {why}: get_encoding activates; {needs}"
+    elif not read:
         kind, what = "not read", f"{line} is not read (not a site-packages folder): get_encoding activates; {needs}"
     else:
         kind, what = "active", f"{line}: first import of tiktoken.load or openai_harmony activates: no import needed"
