@@ -7,7 +7,6 @@ report on stdout (JSON with ``--json``), one line on stderr, exit 1; bad argumen
 from __future__ import annotations
 
 import argparse
-import codecs
 import contextlib
 import errno
 import json
@@ -38,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     package._quiet = True
     try:
         args = _parser().parse_args(argv)
-        command = f"{args.command}: "
+        command = args.command
         if sys.stdout is None:  # started with stdout closed (`>&-`): a file the command opens could take fd 1
             raise StdoutError(OSError(errno.EBADF, "it is closed: nothing was done; > /dev/null discards the report"))
         report, problem, text = _COMMANDS[args.command](args)
@@ -54,13 +53,13 @@ def main(argv: list[str] | None = None) -> int:
         problem, as_json, installation_first = _stdout_problem(error.args[0]), False, False
         if problem is None:  # the reader went away (`... | head`): end quietly, as Unix tools do
             return 1
-        problem = command + problem
+        problem = f"{command}: {problem}" if command else problem
     except KeyboardInterrupt:
         return 130
     except (UsageError, BadArgumentError) as error:
         problem, exit_code = str(error), 2
     except Exception as error:  # a state nobody foresaw: still one line, never a traceback
-        problem = f"{command}failed unexpectedly ({type(error).__name__}: {error})"
+        problem = f"{command or 'the command line'} failed unexpectedly ({type(error).__name__}: {error})"
     finally:
         package._quiet = False
     if problem is None:
@@ -123,14 +122,14 @@ def _not_read_back_exactly(folder: str, stream: IO[str]) -> str | None:
     page (the OEM one), while Python writes the ANSI one: C:\\Users\\Zoë would come back as ZoÙ."""
     encoding = getattr(stream, "encoding", None) or "utf-8"
     errors = "surrogateescape" if getattr(stream, "errors", None) == "surrogateescape" else "strict"
-    reader = _console_encoding(stream) if os.name == "nt" else None
+    reader = _shell_encoding(stream)
     try:
         written = folder.encode(encoding, errors)
         if (written == os.fsencode(folder)) if reader is None else (written.decode(reader) == folder):
             return None
     except (UnicodeError, LookupError):
         pass
-    shell = f", read back as {codecs.lookup(reader).name}" if reader and reader != encoding else ""
+    shell = f", read back as {reader}" if reader else ""
     return (
         f"path: {folder} would not read back exactly from stdout (written as {encoding}{shell}); "
         "use `path --json` (lossless), or set PYTHONUTF8=1 "
@@ -138,9 +137,12 @@ def _not_read_back_exactly(folder: str, stream: IO[str]) -> str | None:
     )
 
 
-def _console_encoding(stream: IO[str]) -> str:
-    """What reads Windows' stdout: the console itself (Python writes it UTF-16), or a shell capturing
-    a pipe, which decodes with the console's output code page; with no console, as written."""
+def _shell_encoding(stream: IO[str]) -> str | None:
+    """What a shell capturing ``stream`` decodes it with; None on POSIX, where it keeps the bytes.
+    On Windows: the console itself, which Python writes in UTF-16; else the console's output code
+    page, which PowerShell and cmd decode a pipe with; with no console, as written."""
+    if os.name != "nt":
+        return None
     if stream.isatty():
         return "utf-8"
     try:
