@@ -14,9 +14,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_cli import PROG, cli, one_line
 
 from helpers import clean_env, offline, run
-from test_cli import PROG, cli, one_line
 
 COMMANDS = (["path"], ["list"], ["verify"], ["doctor"], ["export", "{out}"])
 
@@ -243,7 +243,8 @@ def test_doctor_tries_the_default_cache_folder_instead_of_asking_os_access(
         "from tiktoken_encodings_offline.__main__ import main\n"
         "sys.exit(main(['doctor', '--json']))\n"
     )
-    read_only = f'mount --bind "{cache}" "{cache}" && mount -o remount,bind,ro "{cache}" && ' if access == "True" else ""
+    read_only = f'mount --bind "{cache}" "{cache}" && mount -o remount,bind,ro "{cache}" && '
+    read_only = read_only if access == "True" else ""
     script = f'{read_only}TMPDIR="{temp}" "{runtime_venv}" "{code}"'
     result = run(["unshare", "--mount", "--net", "sh", "-c", script], env=clean_env(), check=False)
     report = json.loads(result.stdout)
