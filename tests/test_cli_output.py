@@ -85,6 +85,13 @@ def test_an_argument_error_is_one_line_and_json_under_json(runtime_venv: Path, a
         assert report["problem"].startswith(problem)
 
 
+def test_a_folder_named_like_the_option_is_no_json_request(runtime_venv: Path, tmp_path: Path) -> None:
+    command = offline([runtime_venv, "-m", "tiktoken_encodings_offline", "export", "--", "--json"])
+    result = run(command, env=clean_env(), cwd=tmp_path)
+    assert result.stdout.count("written ") == 6 and result.stdout.startswith("written ")
+    assert len(list((tmp_path / "--json").iterdir())) == 6
+
+
 def test_an_argument_error_under_json_with_a_full_stdout_is_still_one_line(runtime_venv: Path) -> None:
     status, stderr = run_with_stdout(runtime_venv, ["export", "--json"], ">/dev/full")
     assert status == 2 and stderr.count("\n") == 1 and "Traceback" not in stderr

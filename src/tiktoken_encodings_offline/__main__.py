@@ -32,12 +32,12 @@ def main(argv: list[str] | None = None) -> int:
             with contextlib.suppress(AttributeError, ValueError):
                 stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
     argv = sys.argv[1:] if argv is None else argv
-    as_json = any(len(arg) > 2 and "--json".startswith(arg) for arg in argv)  # argparse takes --js too
+    as_json = any(len(arg) > 2 and "--json".startswith(arg) for arg in argv)  # until parsed (--js is --json)
     command, exit_code, installation_first = "", 1, True
     package._quiet = True
     try:
         args = _parser().parse_args(argv)
-        command = args.command
+        command, as_json = args.command, args.json  # `export -- --json` names a folder
         if sys.stdout is None:  # started with stdout closed (`>&-`): a file the command opens could take fd 1
             raise StdoutError(OSError(errno.EBADF, "it is closed: nothing was done; > /dev/null discards the report"))
         report, problem, text = _COMMANDS[args.command](args)
