@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import os
 import sys
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any, Callable
+from typing import IO, TYPE_CHECKING, Any, Callable, NoReturn
 
 from . import __version__
 from . import _files as package  # package._quiet: the command reports in one line of its own
@@ -30,41 +31,131 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(stream, "errors", None) == "strict":  # (surrogateescape, the C locale's, prints its bytes)
             with contextlib.suppress(AttributeError, ValueError):
                 stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
-    args = _parser().parse_args(argv)
-    as_json = getattr(args, "json", False)
-    exit_code = 1
+    argv = sys.argv[1:] if argv is None else argv
+    as_json = any(len(arg) > 2 and "--json".startswith(arg) for arg in argv)  # until parsed (--js is --json)
+    command, exit_code, installation_first = "", 1, True
     package._quiet = True
     try:
+        args = _parser().parse_args(argv)
+        command, as_json = args.command, args.json  # `export -- --json` names a folder
+        if sys.stdout is None:  # started with stdout closed (`>&-`): a file the command opens could take fd 1
+            raise StdoutError(OSError(errno.EBADF, "it is closed: nothing was done; > /dev/null discards the report"))
         report, problem, text = _COMMANDS[args.command](args)
+        inexact = None
         if as_json:
             report = {**report, "ok": problem is None} if isinstance(report, dict) else report
-        if as_json or text:  # path with no folder prints nothing
-            print(json.dumps(report, indent=2) if as_json else text, flush=True)
-    except BrokenPipeError:  # the reader went away (`... | head`): end quietly, as Unix tools do
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
+        elif args.command == "path" and problem is None:  # a shell must get the real folder back, or nothing
+            problem = inexact = _not_read_back_exactly(text, sys.stdout)
+        if inexact is None and (as_json or text):  # path with no folder prints nothing
+            _print(json.dumps(report, indent=2) if as_json else text)
+        as_json = False  # the report is out
+    except StdoutError as error:
+        problem, as_json, installation_first = _stdout_problem(error.args[0]), False, False
+        if problem is None:  # the reader went away (`... | head`): end quietly, as Unix tools do
+            return 1
+        problem = f"{command}: {problem}" if command else problem
     except KeyboardInterrupt:
         return 130
-    except BadArgumentError as error:
+    except (UsageError, BadArgumentError) as error:
         problem, exit_code = str(error), 2
-        if as_json:
-            print(json.dumps({"ok": False, "problem": problem}, indent=2))
     except Exception as error:  # a state nobody foresaw: still one line, never a traceback
-        problem = f"{args.command} failed unexpectedly ({type(error).__name__}: {error})"
-        if as_json:
-            print(json.dumps({"ok": False, "problem": problem}, indent=2))
+        problem = f"{command or 'the command line'} failed unexpectedly ({type(error).__name__}: {error})"
     finally:
         package._quiet = False
     if problem is None:
         return 0
+    if as_json:  # a failure before the report (an argument, the unforeseen): a JSON document still
+        with contextlib.suppress(StdoutError):  # stdout refusing that too: the line below still says why
+            _print(json.dumps({"ok": False, "problem": problem}, indent=2))
     # One line: what the import already said about the installation, or this command's finding.
-    already_said = installation()[1] if exit_code == 1 else None
+    already_said = installation()[1] if exit_code == 1 and installation_first else None
     _notice(already_said or problem)
     return exit_code
 
 
+class StdoutError(Exception):
+    """stdout refused the report (a full disk, a closed stdout, a reader gone): the OSError is its argument."""
+
+
+class UsageError(Exception):
+    """A bad command line: one line on stderr (exit 2), as every other problem."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.partition(" ")[2]
+        usage = " ".join(self.format_usage().split())
+        raise UsageError(f"{command}: {message}; {usage}" if command else f"{message}; {usage}")
+
+    def _print_message(self, message: str, file: Any = None) -> None:
+        if file is not None and file is not sys.stdout:
+            super()._print_message(message, file)
+        elif message:  # --help, --version: argparse would drop an error writing them and exit 0
+            _print(message.rstrip("\n"))
+
+
+def _print(text: str) -> None:
+    """``text`` and a newline on stdout. Its failure is raised as StdoutError; fd 1 then goes to
+    os.devnull, so that the flush at exit finds nothing to fail on (no "Exception ignored")."""
+    try:
+        if sys.stdout is None:
+            raise OSError(errno.EBADF, "it is closed")
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except OSError as error:
+        with contextlib.suppress(AttributeError, OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise StdoutError(error) from error
+
+
+def _stdout_problem(error: OSError) -> str | None:
+    """The line for a report stdout refused; None where its reader went away: EPIPE, or EINVAL,
+    which is what Windows says for a pipe closed at the other end."""
+    if error.errno in (errno.EPIPE, errno.EINVAL):
+        return None
+    return f"cannot write the report to stdout ({error.strerror or error})"
+
+
+def _not_read_back_exactly(folder: str, stream: IO[str]) -> str | None:
+    """Why a shell capturing ``stream`` would not get ``folder`` back, or None. A POSIX shell keeps
+    the bytes, and a path is bytes there; PowerShell and cmd decode a pipe with the console's code
+    page (the OEM one), while Python writes the ANSI one: C:\\Users\\Zoë would come back as ZoÙ."""
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    errors = "surrogateescape" if getattr(stream, "errors", None) == "surrogateescape" else "strict"
+    reader = _shell_encoding(stream)
+    try:
+        written = folder.encode(encoding, errors)
+        if (written == os.fsencode(folder)) if reader is None else (written.decode(reader) == folder):
+            return None
+    except (UnicodeError, LookupError):
+        pass
+    shell = f", read back as {reader}" if reader else ""
+    return (
+        f"path: {folder} would not read back exactly from stdout (written as {encoding}{shell}); "
+        "use `path --json` (lossless), or set PYTHONUTF8=1 "
+        "(PowerShell: also [Console]::OutputEncoding = [Text.Encoding]::UTF8)"
+    )
+
+
+def _shell_encoding(stream: IO[str]) -> str | None:
+    """What a shell capturing ``stream`` decodes it with; None on POSIX, where it keeps the bytes.
+    On Windows: the console itself, which Python writes in UTF-16; else the console's output code
+    page, which PowerShell and cmd decode a pipe with; with no console, as written."""
+    if os.name != "nt":
+        return None
+    if stream.isatty():
+        return "utf-8"
+    try:
+        import ctypes
+
+        page = ctypes.windll.kernel32.GetConsoleOutputCP()  # type: ignore[attr-defined]
+    except (ImportError, AttributeError, OSError):
+        page = 0
+    return f"cp{page}" if page else getattr(stream, "encoding", None) or "utf-8"
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="tiktoken-encodings-offline",
         description="tiktoken's encoding files, vendored for hosts with no internet access.",
     )

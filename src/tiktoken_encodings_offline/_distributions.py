@@ -34,13 +34,17 @@ def startup_hook_kind(started: bool) -> tuple[str, str]:
     if started:
         kind, what = "active", "active: the first import of tiktoken.load or openai_harmony activates, no import needed"
     elif distributions([])[COMPANION] is not None:
+        import sys
+
+        why = (
+            "Python started without site (-S, or a ._pth file without `import site`: Windows' embeddable zip)"
+            if sys.flags.no_site
+            else "it is not in a site-packages folder of this interpreter"
+        )
         kind, what = (
             "not read",
-            (
-                f"{companion} is installed but its line did not run in this interpreter (python -S, a ._pth file "
-                "without `import site`, or not in a site-packages folder): get_encoding and "
-                "`import tiktoken_encodings_offline` activate"
-            ),
+            f"{companion} is installed but its line did not run: {why}; get_encoding and "
+            "`import tiktoken_encodings_offline` activate",
         )
     else:
         kind, what = (
