@@ -11,6 +11,7 @@ the wheel never does): that folder goes on ``sys.path`` and its package is impor
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -27,7 +28,7 @@ sys.path.insert(0, str(ROOT / "buildtime"))
 
 from tiktoken_encodings_offline_build import fastpath, sbom  # noqa: E402
 from tiktoken_encodings_offline_build.fetch import FetchError, FetchSettings, fetch_all  # noqa: E402
-from tiktoken_encodings_offline_build.files import DamagedFile, InUse, copy_verified, write_file  # noqa: E402
+from tiktoken_encodings_offline_build.files import DamagedFile, InUse, copy_verified, rename, write_file  # noqa: E402
 from tiktoken_encodings_offline_build.manifest import (  # noqa: E402
     DATA_DIR_NAME,
     MANIFEST_PATH,
@@ -248,7 +249,12 @@ class OfflineEncodingsBuildHook(BuildHookInterface):  # type: ignore[type-arg]
     def finalize(self, version: str, build_data: dict[str, Any], artifact_path: str) -> None:
         self._remove_workdir()
         if self.target_name == "wheel":
-            add_directory_entries(Path(artifact_path))
+            try:
+                add_directory_entries(Path(artifact_path))
+            except InUse as error:  # Windows: a scanner has the new wheel open
+                with contextlib.suppress(OSError):  # a wheel without its folder entries is no wheel of ours
+                    os.unlink(artifact_path)
+                self.app.abort(f"tiktoken-encodings-offline: cannot finish the wheel: {error.filename}: {error.strerror}")
 
     def _remove_workdir(self) -> None:
         if getattr(self, "workdir", None) is not None:
@@ -257,10 +263,28 @@ class OfflineEncodingsBuildHook(BuildHookInterface):  # type: ignore[type-arg]
 
 
 def _replace_dir(new: Path, target: Path) -> None:
+    """Put the folder ``new`` in place of ``target`` (an editable install's staged files).
+
+    The old folder is moved aside first, and moved back if ``new`` cannot take its place.
+    """
     old = target.with_name(f".{target.name}-old-{os.getpid()}")
-    if target.exists():
-        target.rename(old)
-    new.rename(target)
+    aside = target.exists()
+    if aside:
+        rename(target, old)
+    try:
+        rename(new, target)
+    except BaseException:
+        if aside:
+            try:
+                rename(old, target)
+            except OSError as error:
+                raise InUse(
+                    error.errno,
+                    f"cannot put the previous files back: {error.strerror}; they are in {old}. Fix: move that "
+                    f"folder back to {target.name} once the process holding it is done, then install again",
+                    str(target),
+                ) from None
+        raise
     shutil.rmtree(old, ignore_errors=True)
 
 
@@ -291,7 +315,7 @@ def add_directory_entries(wheel: Path) -> None:
                         target.writestr(entry, b"", compress_type=zipfile.ZIP_STORED)
                 target.writestr(info, source.read(info), compress_type=info.compress_type)
         temporary.chmod(wheel.stat().st_mode & 0o777)
-        temporary.replace(wheel)
+        rename(temporary, wheel)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
