@@ -82,14 +82,17 @@ def test_an_editable_installs_folder_that_cannot_be_replaced_is_restored(
 ) -> None:
     target = folder(tmp_path / "data", "old")
     new = folder(tmp_path / "staged", "new")
-    for function in ("replace", "rename"):
 
-        def refuse_the_new_folder(src: Any, dst: Any, real: Any = getattr(os, function)) -> None:
+    def refusing_the_new_folder(real: Any) -> Any:
+        def rename(src: Any, dst: Any) -> None:
             if Path(src) == new:  # moving the old folder aside works; the new one is refused for good
                 raise PermissionError(13, "Access is denied", str(src), 5, str(dst))
             real(src, dst)
 
-        monkeypatch.setattr(os, function, refuse_the_new_folder)
+        return rename
+
+    for function in ("replace", "rename"):  # Path.replace and Path.rename alike
+        monkeypatch.setattr(os, function, refusing_the_new_folder(getattr(os, function)))
     with pytest.raises(files.InUse) as caught:
         hatch_build._replace_dir(new, target)
     message = f"{caught.value.filename}: {caught.value.strerror}"  # what the build hook prints

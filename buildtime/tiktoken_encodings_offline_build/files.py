@@ -83,7 +83,7 @@ def rename(source: Path, destination: Path, kept: Callable[[], bool] = lambda: F
     """
     for attempt in range(REPLACE_TRIES):
         try:
-            os.replace(source, destination)
+            source.replace(destination)
             return
         except PermissionError as error:
             refused = error
