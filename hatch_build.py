@@ -241,7 +241,12 @@ class OfflineEncodingsBuildHook(BuildHookInterface):  # type: ignore[type-arg]
             gpt2_licence_text=(ROOT / "LICENSES" / "GPT-2.txt").read_text(encoding="utf-8"),
         )
         tables_in_wheel = f"tiktoken_encodings_offline/{fastpath.FOLDER}"
-        document = sbom.document(package, manifest, blobs, (staging, DATA_IN_WHEEL), (tables, tables_in_wheel))
+        with self.build_config.set_build_data(build_data):  # every file the wheel will carry, as hatchling sees it
+            carried = [
+                (Path(file.path), file.distribution_path.replace(os.sep, "/"))
+                for file in self.build_config.builder.recurse_included_files()
+            ]
+        document = sbom.document(package, manifest, blobs, (staging, DATA_IN_WHEEL), (tables, tables_in_wheel), carried)
         path = staging.parent / sbom.FILE_NAME  # the work folder, removed in finalize
         write_file(path, document)
         build_data["sbom_files"].append(str(path))
@@ -253,8 +258,10 @@ class OfflineEncodingsBuildHook(BuildHookInterface):  # type: ignore[type-arg]
                 add_directory_entries(Path(artifact_path))
             except InUse as error:  # Windows: a scanner has the new wheel open
                 with contextlib.suppress(OSError):  # a wheel without its folder entries is no wheel of ours
-                    os.unlink(artifact_path)
-                self.app.abort(f"tiktoken-encodings-offline: cannot finish the wheel: {error.filename}: {error.strerror}")
+                    Path(artifact_path).unlink()
+                self.app.abort(
+                    f"tiktoken-encodings-offline: cannot finish the wheel: {error.filename}: {error.strerror}"
+                )
 
     def _remove_workdir(self) -> None:
         if getattr(self, "workdir", None) is not None:
