@@ -105,6 +105,16 @@ def local_version_label(carried: list[str], manifest: Manifest) -> str:
     return "".join(LABEL_LETTERS[name] for name in carried)
 
 
+def slim_wheel_notice(version: str) -> str:
+    """The one line a slim build prints: PEP 440 sorts a local label above the plain version."""
+    plain = version.split("+")[0]
+    return (
+        f"tiktoken-encodings-offline: this is the slim wheel {version}: wherever the full {plain} is offered too, "
+        f"pip installs this one, even for =={plain}. Publish it in a repository of its own and pin it "
+        f"with ==={version} (the full wheel: ==={plain}); README: Slim wheels"
+    )
+
+
 def fix_for(error: FetchError, settings: FetchSettings) -> str:
     """The build's advice for a fetch failure, naming only the settings that are in play."""
     if error.kind == "offline":
@@ -219,6 +229,8 @@ class OfflineEncodingsBuildHook(BuildHookInterface):  # type: ignore[type-arg]
             self._add_sbom(manifest, blobs, build_data, staging, tables)
         carried = manifest.encodings_served_by(blob.url for blob in blobs)
         log(f"staged {len(blobs)} encoding files for: {', '.join(carried)}")
+        if "+" in self.metadata.version:
+            self.app.display_warning(slim_wheel_notice(self.metadata.version))
 
     def _add_sbom(
         self, manifest: Manifest, blobs: list[Blob], build_data: dict[str, Any], staging: Path, tables: Path
