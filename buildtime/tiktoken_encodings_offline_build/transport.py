@@ -254,7 +254,7 @@ class _Connections:
             if connection.sock is not None:
                 stop.register(connection.sock)  # the TLS socket, which replaced the plain one
                 connection.sock.settimeout(min(SLICE, read_timeout))
-                connection.response_class = sliced_response(stop, read_timeout)  # type: ignore[assignment]
+                connection.response_class = sliced_response(stop, read_timeout)
 
         connection.connect = connect_then_bound_reads  # type: ignore[method-assign]
         return connection
