@@ -110,8 +110,9 @@ def sliced_response(stop: Stop, read_timeout: float) -> Any:
 
     def response(sock: socket.socket, *args: Any, **kwargs: Any) -> http.client.HTTPResponse:
         made = http.client.HTTPResponse(sock, *args, **kwargs)
-        made.fp.close()  # nothing read yet; the reader holds the socket open instead
+        own = made.fp
         made.fp = io.BufferedReader(_SlicedReader(sock, stop, read_timeout))
+        own.close()  # nothing was read from it; the reader holds the socket open instead
         return made
 
     return response
