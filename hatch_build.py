@@ -11,6 +11,7 @@ the wheel never does): that folder goes on ``sys.path`` and its package is impor
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -27,7 +28,7 @@ sys.path.insert(0, str(ROOT / "buildtime"))
 
 from tiktoken_encodings_offline_build import fastpath, sbom  # noqa: E402
 from tiktoken_encodings_offline_build.fetch import FetchError, FetchSettings, fetch_all  # noqa: E402
-from tiktoken_encodings_offline_build.files import DamagedFile, InUse, copy_verified, write_file  # noqa: E402
+from tiktoken_encodings_offline_build.files import DamagedFile, InUse, copy_verified, rename, write_file  # noqa: E402
 from tiktoken_encodings_offline_build.manifest import (  # noqa: E402
     DATA_DIR_NAME,
     MANIFEST_PATH,
@@ -102,6 +103,16 @@ def local_version_label(carried: list[str], manifest: Manifest) -> str:
     if unlettered:
         raise BuildError(f"hatch_build.py: LABEL_LETTERS has no letter for {', '.join(unlettered)}; add one")
     return "".join(LABEL_LETTERS[name] for name in carried)
+
+
+def slim_wheel_notice(version: str) -> str:
+    """The one line a slim build prints: PEP 440 sorts a local label above the plain version."""
+    plain = version.split("+")[0]
+    return (
+        f"tiktoken-encodings-offline: this is the slim wheel {version}: wherever the full {plain} is offered too, "
+        f"pip installs this one, even for =={plain}. Publish it in a repository of its own and pin it "
+        f"with ==={version} (the full wheel: ==={plain}); README: Slim wheels"
+    )
 
 
 def fix_for(error: FetchError, settings: FetchSettings) -> str:
@@ -218,6 +229,8 @@ class OfflineEncodingsBuildHook(BuildHookInterface):  # type: ignore[type-arg]
             self._add_sbom(manifest, blobs, build_data, staging, tables)
         carried = manifest.encodings_served_by(blob.url for blob in blobs)
         log(f"staged {len(blobs)} encoding files for: {', '.join(carried)}")
+        if "+" in self.metadata.version:
+            self.app.display_warning(slim_wheel_notice(self.metadata.version))
 
     def _add_sbom(
         self, manifest: Manifest, blobs: list[Blob], build_data: dict[str, Any], staging: Path, tables: Path
@@ -240,7 +253,12 @@ class OfflineEncodingsBuildHook(BuildHookInterface):  # type: ignore[type-arg]
             gpt2_licence_text=(ROOT / "LICENSES" / "GPT-2.txt").read_text(encoding="utf-8"),
         )
         tables_in_wheel = f"tiktoken_encodings_offline/{fastpath.FOLDER}"
-        document = sbom.document(package, manifest, blobs, (staging, DATA_IN_WHEEL), (tables, tables_in_wheel))
+        with self.build_config.set_build_data(build_data):  # every file the wheel will carry, as hatchling sees it
+            carried = [
+                (Path(file.path), file.distribution_path.replace(os.sep, "/"))
+                for file in self.build_config.builder.recurse_included_files()
+            ]
+        document = sbom.document(package, manifest, blobs, (staging, DATA_IN_WHEEL), (tables, tables_in_wheel), carried)
         path = staging.parent / sbom.FILE_NAME  # the work folder, removed in finalize
         write_file(path, document)
         build_data["sbom_files"].append(str(path))
@@ -248,7 +266,14 @@ class OfflineEncodingsBuildHook(BuildHookInterface):  # type: ignore[type-arg]
     def finalize(self, version: str, build_data: dict[str, Any], artifact_path: str) -> None:
         self._remove_workdir()
         if self.target_name == "wheel":
-            add_directory_entries(Path(artifact_path))
+            try:
+                add_directory_entries(Path(artifact_path))
+            except InUse as error:  # Windows: a scanner has the new wheel open
+                with contextlib.suppress(OSError):  # a wheel without its folder entries is no wheel of ours
+                    Path(artifact_path).unlink()
+                self.app.abort(
+                    f"tiktoken-encodings-offline: cannot finish the wheel: {error.filename}: {error.strerror}"
+                )
 
     def _remove_workdir(self) -> None:
         if getattr(self, "workdir", None) is not None:
@@ -257,10 +282,28 @@ class OfflineEncodingsBuildHook(BuildHookInterface):  # type: ignore[type-arg]
 
 
 def _replace_dir(new: Path, target: Path) -> None:
+    """Put the folder ``new`` in place of ``target`` (an editable install's staged files).
+
+    The old folder is moved aside first, and moved back if ``new`` cannot take its place.
+    """
     old = target.with_name(f".{target.name}-old-{os.getpid()}")
-    if target.exists():
-        target.rename(old)
-    new.rename(target)
+    aside = target.exists()
+    if aside:
+        rename(target, old)
+    try:
+        rename(new, target)
+    except BaseException:
+        if aside:
+            try:
+                rename(old, target)
+            except OSError as error:
+                raise InUse(
+                    error.errno,
+                    f"cannot put the previous files back: {error.strerror}; they are in {old}. Fix: move that "
+                    f"folder back to {target.name} once the process holding it is done, then install again",
+                    str(target),
+                ) from None
+        raise
     shutil.rmtree(old, ignore_errors=True)
 
 
@@ -291,7 +334,7 @@ def add_directory_entries(wheel: Path) -> None:
                         target.writestr(entry, b"", compress_type=zipfile.ZIP_STORED)
                 target.writestr(info, source.read(info), compress_type=info.compress_type)
         temporary.chmod(wheel.stat().st_mode & 0o777)
-        temporary.replace(wheel)
+        rename(temporary, wheel)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise

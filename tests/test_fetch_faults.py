@@ -6,6 +6,7 @@ Each test asserts on what the loopback servers received and on what is left on d
 from __future__ import annotations
 
 import base64
+import errno
 import fcntl
 import hashlib
 import os
@@ -23,7 +24,7 @@ import pytest
 from conftest import Fetch
 from helpers import MANIFEST
 from mirror import Fault, ForwardProxy, Mirror, Seen
-from tiktoken_encodings_offline_build import files, transport
+from tiktoken_encodings_offline_build import cancel, files, transport
 
 O200K = MANIFEST.blobs_for(["o200k_base"])[0]
 R50K = MANIFEST.blobs_for(["r50k_base"])[0]
@@ -158,6 +159,21 @@ def test_a_dripping_mirror_fails_at_the_total_deadline(every: float, mirror: Mir
     assert leftovers(fetch.cache) == []
     time.sleep(max(0.5, every))
     assert gets(mirror, R50K)[0].sent <= sent + 1  # the connection is gone
+
+
+def test_a_stalled_read_ends_within_a_slice_where_shutting_the_socket_wakes_nothing(
+    mirror: Mirror, fetch: Fetch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 28, item 7: Winsock documents only closesocket as failing another thread's blocking
+    call, so shutdown() may not wake a read there. With the shutdown taken away, each read's own
+    slices still end a stalled download at the deadline, long before its read timeout."""
+    monkeypatch.setattr(cancel, "_shut", lambda sock: None)
+    mirror.fault(R50K.path, Fault("stall", fraction=0.25, seconds=6))
+    started = time.monotonic()
+    message = fetch.error([R50K], mirror=mirror.url, total_timeout=1.0, read_timeout=30, retries=0)
+    assert time.monotonic() - started < 1.8
+    assert "passed its total deadline" in message and f"{int(R50K.size * 0.25)} of {R50K.size} bytes" in message
+    assert leftovers(fetch.cache) == []
 
 
 def test_a_host_name_that_does_not_resolve_is_not_retried(fetch: Fetch) -> None:
@@ -319,12 +335,11 @@ def test_a_staged_file_held_open_is_named_in_use_and_one_with_the_same_bytes_kep
     assert leftovers(tmp_path) == ["derived.tsv"]
 
 
-def test_a_refused_connect_windows_reports_as_an_exception_fails_at_once(
-    fetch: Fetch, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def windows_refusing_port(monkeypatch: pytest.MonkeyPatch) -> int:
+    """A port nobody listens on, and select as on Windows: a failed connect is exceptional only."""
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
-        port = closed.getsockname()[1]  # nobody listens there once it is closed
+        port: int = closed.getsockname()[1]  # nobody listens there once it is closed
     real_select = transport.select.select
 
     def windows_select(read: Any, write: Any, exceptional: Any, timeout: float) -> Any:
@@ -332,10 +347,35 @@ def test_a_refused_connect_windows_reports_as_an_exception_fails_at_once(
         return readable, [], [*failed, *writable]  # Windows: a failed connect is exceptional, never writable
 
     monkeypatch.setattr(transport, "select", types.SimpleNamespace(select=windows_select))
+    return port
+
+
+def test_a_refused_connect_windows_reports_as_an_exception_fails_at_once(
+    fetch: Fetch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = windows_refusing_port(monkeypatch)
     started = time.monotonic()
     error = fetch.error([R50K], mirror=f"http://127.0.0.1:{port}/", retries=0, connect_timeout=3.0)
     assert time.monotonic() - started < 1.5
     assert "Connection refused" in error and "timed out" not in error
+
+
+def test_a_winsock_error_code_is_named_not_an_unknown_error(fetch: Fetch, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 28, item 8: Windows' SO_ERROR gives Winsock's codes (10061 for a refused connect), which
+    its os.strerror calls "Unknown error"."""
+    port = windows_refusing_port(monkeypatch)
+    real_getsockopt = socket.socket.getsockopt
+
+    def winsock_getsockopt(sock: socket.socket, level: int, option: int, *rest: Any) -> Any:
+        value = real_getsockopt(sock, level, option, *rest)
+        if (level, option) == (socket.SOL_SOCKET, socket.SO_ERROR) and value == errno.ECONNREFUSED:
+            return 10061  # WSAECONNREFUSED
+        return value
+
+    monkeypatch.setattr(socket.socket, "getsockopt", winsock_getsockopt)
+    error = fetch.error([R50K], mirror=f"http://127.0.0.1:{port}/", retries=0, connect_timeout=3.0)
+    assert "Connection refused (Winsock error 10061)" in error and "Unknown error" not in error
+    assert transport.error_text(errno.ECONNREFUSED) == os.strerror(errno.ECONNREFUSED)  # this system's own
 
 
 def test_ctrl_c_takes_effect_at_once_where_it_cannot_wake_the_wait(mirror: Mirror, fetch: Fetch) -> None:

@@ -1,4 +1,4 @@
-"""Issue 22: every wheel carries a valid CycloneDX 1.6 SBOM (PEP 770) covering every data file."""
+"""Issues 22 and 28: every wheel carries a valid CycloneDX 1.6 SBOM (PEP 770) listing every file it carries."""
 
 from __future__ import annotations
 
@@ -70,12 +70,19 @@ def check_sbom(wheel: Path, version: str, encodings: list[str]) -> dict[str, Any
     assert tiktoken["properties"] == [{"name": "tiktoken-encodings-offline:requirement", "value": "tiktoken>=0.7"}]
     assert "pkg:pypi/tiktoken" in bom["dependencies"][0]["dependsOn"] and bom["dependencies"][0]["ref"] == purl
 
-    # Every data file the wheel carries is a component, with the SHA-256 of the wheel's member.
-    files = {c["evidence"]["occurrences"][0]["location"]: c for c in bom["components"] if c["type"] == "data"}
-    carried = {member for member in members if member.startswith(DATA_FOLDERS)}
-    assert set(files) == carried
-    for member, component in files.items():
+    # Every file the wheel carries outside .dist-info (hatchling's metadata, hashed in RECORD, which
+    # holds the SBOM's own hash) is a component, with the SHA-256 of the wheel's member: the data
+    # (issue 28, item 9: manifest.json and rthooks.dat too) as "data", the code as "file".
+    listed = {c["evidence"]["occurrences"][0]["location"]: c for c in bom["components"] if c["type"] != "library"}
+    carried = {member for member in members if ".dist-info/" not in member}
+    data_members = {member for member in carried if not member.endswith((".py", ".pth"))}
+    assert {f"{PACKAGE}manifest.json", f"{PACKAGE}_pyinstaller/rthooks.dat"} <= data_members
+    assert data_members - set(listed) == set(), "data files the SBOM does not list"
+    assert set(listed) == carried
+    for member, component in listed.items():
         assert component["hashes"] == [{"alg": "SHA-256", "content": members[member]}], member
+        assert component["type"] == ("data" if member in data_members else "file"), member
+    files = {member: component for member, component in listed.items() if component["type"] == "data"}
 
     # Each vendored file: its canonical URL and SHA-256 (the manifest's) and its terms, as the README states.
     blobs = MANIFEST.blobs_for(encodings)
@@ -123,14 +130,16 @@ def test_the_full_wheels_sbom_is_valid_and_covers_every_data_file(full_wheel: Pa
         "gpt-2/encodings/main/vocab.bpe",
         "gpt-2/encodings/main/encoder.json",
     }
-    assert len([c for c in bom["components"] if c["type"] == "data"]) == 6 + 4 + 2
+    staged = [c for c in bom["components"] if c["bom-ref"].startswith(DATA_FOLDERS)]
+    assert len(staged) == 6 + 4 + 2  # the files, the tables, the two records
 
 
 def test_a_slim_wheels_sbom_lists_only_what_it_carries(files_dir: Path, tmp_path: Path) -> None:
     wheel, _ = build_wheel(tmp_path, build_env(files_dir, TIKTOKEN_ENCODINGS_OFFLINE_ENCODINGS="gpt2"))
     assert wheel is not None
     bom = check_sbom(wheel, "0.1.0+g", ["gpt2"])
-    names = sorted(c["name"] for c in bom["components"] if c["type"] == "data" and "pedigree" not in c)
+    staged = [c for c in bom["components"] if c["bom-ref"].startswith(DATA_FOLDERS)]
+    names = sorted(c["name"] for c in staged if "pedigree" not in c)
     assert names[:2] == ["gpt-2/encodings/main/encoder.json", "gpt-2/encodings/main/vocab.bpe"]
     assert len(names) == 4  # and the two records
     assert bom["metadata"]["component"]["purl"] == "pkg:pypi/tiktoken-encodings-offline@0.1.0%2Bg"
@@ -174,12 +183,12 @@ def test_a_staged_file_the_sbom_cannot_describe_is_an_error(files_dir: Path, tmp
     fastpath.write_derived(MANIFEST, blobs, data, tables)
     package = sbom.Package("tiktoken-encodings-offline", "0.1.0+r", "MIT", ["tiktoken>=0.7"], GPT2_LICENCE)
     folders = ((data, f"{PACKAGE}data"), (tables, f"{PACKAGE}fastpath"))
-    assert json.loads(sbom.document(package, MANIFEST, blobs, *folders))["components"]
+    assert json.loads(sbom.document(package, MANIFEST, blobs, *folders, []))["components"]
     for folder in (data, tables):
         stray = folder / "stray.bin"
         stray.write_bytes(b"x")
         with pytest.raises(sbom.SbomError, match=f"{stray} is staged for the wheel but the SBOM cannot describe it"):
-            sbom.document(package, MANIFEST, blobs, *folders)
+            sbom.document(package, MANIFEST, blobs, *folders, [])
         stray.unlink()
 
 

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
+from .cancel import Stop, Stopped
 from .files import InUse, hold, new_part, replace, sha256_file
 from .manifest import Blob
-from .transport import NameNotResolved, Opener, RedirectRefused, Stop, Stopped, redact
+from .transport import NameNotResolved, Opener, RedirectRefused, redact
 
 CHUNK = 1 << 16
 MAX_BACKOFF = 30.0

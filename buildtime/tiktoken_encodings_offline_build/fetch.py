@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from .cancel import SLICE, Stop
 from .download import DownloadError, Policy, download
 from .files import abandoned, new_part, sha256_file
 from .manifest import Blob
-from .transport import SLICE, Opener, Stop, mirror_url
+from .transport import Opener, mirror_url
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Callable
 
 READ_SIZE = 1 << 20
 UNLOCKED_PART_AGE = 60.0  # seconds: an unlocked part this old belongs to a run that is gone
@@ -28,7 +28,7 @@ class DamagedFile(Exception):
 
 
 class InUse(PermissionError):
-    """A file could not be replaced: another process has it open (Windows refuses the rename then)."""
+    """A file could not be renamed: another process has it open (Windows refuses the rename then)."""
 
 
 def sha256_file(path: Path) -> str:
@@ -73,22 +73,22 @@ def abandoned(part: Path) -> bool:
     return True
 
 
-def replace(part: Path, destination: Path, sha256: str) -> None:
-    """Rename ``part`` over ``destination``, whose bytes must hash to ``sha256``.
+def rename(source: Path, destination: Path, kept: Callable[[], bool] = lambda: False) -> None:
+    """Rename ``source`` to ``destination`` (replacing a file there): every rename of the build.
 
-    Windows refuses (WinError 5) while another process has ``destination`` open: a parallel
-    build, an antivirus scan. A ``destination`` that already holds these bytes is kept then; else
-    the rename is tried again for about a second, and then ``InUse`` names the file.
+    Windows refuses a rename (WinError 5 or 32, a ``PermissionError``) while another process has
+    the file, or a file in the folder, open: an antivirus scan, a parallel build, an indexer. The
+    rename is tried again for about a second, and then ``InUse`` names the file. ``kept()`` is
+    asked after each refusal: True ends the retries as if the rename had happened.
     """
     for attempt in range(REPLACE_TRIES):
         try:
-            part.replace(destination)
+            source.replace(destination)
             return
         except PermissionError as error:
             refused = error
-        with contextlib.suppress(OSError):  # gone, or unreadable: it is not the right file then
-            if sha256_file(destination) == sha256:
-                return
+        if kept():
+            return
         if attempt < REPLACE_TRIES - 1:
             time.sleep(REPLACE_PAUSE)
     raise InUse(
@@ -98,6 +98,21 @@ def replace(part: Path, destination: Path, sha256: str) -> None:
         f"that process is done with it, or check who owns the file",
         str(destination),
     )
+
+
+def replace(part: Path, destination: Path, sha256: str) -> None:
+    """Rename ``part`` over ``destination``, whose bytes must hash to ``sha256``.
+
+    While the rename is refused (``rename``), a ``destination`` that already holds these bytes
+    (a parallel build put them there and holds the file open) is kept.
+    """
+
+    def already_there() -> bool:
+        with contextlib.suppress(OSError):  # gone, or unreadable: it is not the right file then
+            return sha256_file(destination) == sha256
+        return False
+
+    rename(part, destination, already_there)
 
 
 def write_file(destination: Path, data: bytes) -> None:

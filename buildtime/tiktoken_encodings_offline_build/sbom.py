@@ -1,10 +1,13 @@
 """Build time: the wheel's CycloneDX 1.6 SBOM (PEP 770), written with the standard library.
 
 The SBOM names the package (``metadata.component``), its requirements (tiktoken, ...), and
-every file the build staged: each vendored blob as ``data`` with its SHA-256, its canonical URL (an
-``externalReferences`` entry of type ``distribution``) and its terms as the README states them;
-each pre-parsed table as ``data`` derived from its blob(s) (``pedigree.ancestors``); the two
-records. It is built from the staged folders themselves, so a file the SBOM cannot describe fails
+every file the wheel carries outside ``.dist-info``, each with its SHA-256: each vendored blob as
+``data`` with its canonical URL (an ``externalReferences`` entry of type ``distribution``) and its
+terms as the README states them; each pre-parsed table as ``data`` derived from its blob(s)
+(``pedigree.ancestors``); the two records; and the package's own files (the code as ``file``, the
+rest, ``manifest.json`` first among them, as ``data``; a ``.pth`` is code). The ``.dist-info`` files are hatchling's
+metadata, hashed in its ``RECORD``, which the SBOM cannot list: ``RECORD`` holds the SBOM's own
+hash. It is built from the staged folders themselves, so a file the SBOM cannot describe fails
 the build. Nothing depends on time, paths or randomness: keys are sorted and the serial number is a
 UUID derived from the content, so byte-identical wheels stay byte-identical.
 """
@@ -153,6 +156,29 @@ def record_component(path: Path, member: str, description: str, package: Package
     }
 
 
+OWN_FILES = {  # what a reader of the SBOM would want said of the package's own data files
+    "tiktoken_encodings_offline/manifest.json": "the manifest: each encoding's files with their URL, size and the "
+    "SHA-256 tiktoken pins, which every check of the build and the run time trusts",
+    "tiktoken_encodings_offline/_pyinstaller/rthooks.dat": "PyInstaller's list of this package's run-time hooks",
+    "tiktoken_encodings_offline.pth": "the start-up line Python's site module runs (README: what the .pth line runs)",
+}
+CODE_SUFFIXES = (".py", ".pth")  # a .pth line is run at every start: code, not data
+
+
+def own_file_component(path: Path, member: str, package: Package) -> dict[str, Any]:
+    """A file of the package itself: its code (``file``) or its own data (``data``), under its licence."""
+    code = member.endswith(CODE_SUFFIXES)
+    return {
+        "type": "file" if code else "data",
+        "bom-ref": member,
+        "name": member,
+        "description": OWN_FILES.get(member, f"{'code' if code else 'a data file'} of {package.name}"),
+        "hashes": sha256_hashes(sha256_file(path)),
+        "licenses": [{"expression": package.licence}],
+        "evidence": {"occurrences": [{"location": member}]},
+    }
+
+
 def requirement_component(requirement: str) -> dict[str, Any]:
     """A requirement as a component: a version range is no version, so the purl has none."""
     name = re.split(r"[\s;<>=!~\[(@]", requirement.strip(), maxsplit=1)[0]  # hatchling checked the syntax
@@ -168,10 +194,16 @@ def requirement_component(requirement: str) -> dict[str, Any]:
 
 
 def document(
-    package: Package, manifest: Manifest, blobs: Sequence[Blob], data: tuple[Path, str], tables: tuple[Path, str]
+    package: Package,
+    manifest: Manifest,
+    blobs: Sequence[Blob],
+    data: tuple[Path, str],
+    tables: tuple[Path, str],
+    own_files: Sequence[tuple[Path, str]],
 ) -> bytes:
     """The SBOM of a wheel carrying the staged ``data`` and ``tables`` folders, each given with its
-    path in the wheel. Every file in them is described, or the build fails naming it.
+    path in the wheel, and ``own_files`` (each file and its path in the wheel: the package's code and
+    data). Every file in the staged folders is described, or the build fails naming it.
     """
     (staged, data_prefix), (tables_dir, tables_prefix) = data, tables
     by_cache_name = {blob.cache_name: blob for blob in blobs}
@@ -194,6 +226,10 @@ def document(
             files.append(record_component(path, member, "the record of the pre-parsed tables", package))
         else:
             raise SbomError(f"{path} is staged for the wheel but the SBOM cannot describe it")
+    staged_members = {component["bom-ref"] for component in files}
+    for path, member in sorted(own_files, key=lambda file: file[1]):
+        if member not in staged_members:  # the staged folders' files, listed by the hook too
+            files.append(own_file_component(path, member, package))
     me = purl(package.name, package.version)
     bom: dict[str, Any] = {
         "$schema": "http://cyclonedx.org/schema/bom-1.6.schema.json",

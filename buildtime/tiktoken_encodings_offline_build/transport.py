@@ -4,14 +4,16 @@
   ``Proxy-Authorization`` goes to the proxy only: both are dropped on every redirect and put back
   only where they belong (urllib's ProxyHandler adds the proxy's again if the new URL is proxied).
 - A redirect to anything but http(s) is refused.
-- Every socket is connected in short slices and registered with a ``Stop``: cancelling (Ctrl-C,
-  SIGTERM, the total deadline) shuts every socket down, which ends any blocked read at once.
+- Every socket is connected in short slices and registered with a ``Stop``, and every read of a
+  response waits in slices of ``SLICE`` seconds, looking at the ``Stop`` between them (up to the read
+  timeout in all): cancelling (Ctrl-C, SIGTERM, the total deadline) ends any read within a slice on
+  every system. It also shuts every socket down, which ends a blocked read at once where the system
+  does that (Linux, macOS; Winsock documents it for ``closesocket`` only).
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import errno
 import functools
 import http.client
@@ -21,21 +23,14 @@ import select
 import socket
 import ssl
 import sys
-import threading
 import time
 import urllib.parse
 import urllib.request
-import weakref
 from pathlib import Path
 from typing import Any
 
 from . import tls
-
-SLICE = 0.2  # seconds: the longest a wait goes without looking at the Stop
-
-
-class Stopped(Exception):
-    """The fetch was cancelled (Ctrl-C, SIGTERM) or passed its total deadline."""
+from .cancel import SLICE, Stop, sliced_response
 
 
 class NameNotResolved(OSError):
@@ -46,52 +41,6 @@ class NameNotResolved(OSError):
 
 class RedirectRefused(Exception):
     pass
-
-
-class Stop:
-    """One fetch's cancellation: an event, a deadline, and the sockets to shut down on either."""
-
-    def __init__(self, total_timeout: float) -> None:
-        self.deadline = time.monotonic() + total_timeout
-        self.event = threading.Event()
-        self.reason = ""  # "cancelled" or "deadline" once stopped
-        self._lock = threading.Lock()
-        self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
-
-    def stop(self, reason: str) -> None:
-        with self._lock:
-            if not self.reason:
-                self.reason = reason
-            self.event.set()
-            sockets = list(self._sockets)
-        for sock in sockets:
-            _shut(sock)
-
-    def register(self, sock: socket.socket) -> None:
-        with self._lock:
-            self._sockets.add(sock)
-            stopped = self.event.is_set()
-        if stopped:
-            _shut(sock)
-
-    def remaining(self) -> float:
-        return max(0.0, self.deadline - time.monotonic())
-
-    def check(self) -> None:
-        """Raise ``Stopped`` once cancelled or past the deadline."""
-        if not self.event.is_set() and time.monotonic() >= self.deadline:
-            self.stop("deadline")
-        if self.event.is_set():
-            raise Stopped(self.reason)
-
-    def sleep(self, seconds: float) -> None:
-        self.event.wait(min(seconds, self.remaining()))
-        self.check()
-
-
-def _shut(sock: socket.socket) -> None:
-    with contextlib.suppress(OSError):  # closed already, or never connected
-        sock.shutdown(socket.SHUT_RDWR)
 
 
 def connect(address: tuple[str, int], timeout: float, stop: Stop) -> socket.socket:
@@ -123,7 +72,7 @@ def _connect_in_slices(sock: socket.socket, sockaddr: Any, timeout: float, stop:
     sock.setblocking(False)
     code = sock.connect_ex(sockaddr)
     if code not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN):
-        raise OSError(code, os.strerror(code))
+        raise OSError(code, error_text(code))
     ends = time.monotonic() + timeout
     while code:
         stop.check()
@@ -135,9 +84,33 @@ def _connect_in_slices(sock: socket.socket, sockaddr: Any, timeout: float, stop:
         if writable or failed:
             code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             if code:
-                raise OSError(code, os.strerror(code))
+                raise OSError(code, error_text(code))
             break
     sock.setblocking(True)
+
+
+# Winsock's codes, which Windows' SO_ERROR and connect_ex give and its os.strerror calls "Unknown error".
+WINSOCK_ERRORS = {
+    10013: "Permission denied (a firewall may block the connection)",
+    10048: "Address already in use",
+    10049: "Cannot assign requested address",
+    10050: "Network is down",
+    10051: "Network is unreachable",
+    10053: "Connection aborted by this host",
+    10054: "Connection reset by peer",
+    10060: "Connection timed out",
+    10061: "Connection refused",
+    10064: "Host is down",
+    10065: "No route to host",
+}
+
+
+def error_text(code: int) -> str:
+    """What a socket error code means, a Winsock code included (os.strerror does not know those)."""
+    text = os.strerror(code)
+    if code in WINSOCK_ERRORS and (sys.platform == "win32" or text.startswith("Unknown error")):
+        return f"{WINSOCK_ERRORS[code]} (Winsock error {code})"
+    return text
 
 
 # URLs and credentials
@@ -265,7 +238,7 @@ class _RedirectHandler(urllib.request.HTTPRedirectHandler):
 
 
 class _Connections:
-    """A connection class for urllib's handlers: stoppable connect, then a timeout for each read."""
+    """A connection class for urllib's handlers: stoppable connect, then reads in stoppable slices."""
 
     def __init__(self, base: type[http.client.HTTPConnection], stop: Stop, read_timeout: float) -> None:
         self.base, self.stop, self.read_timeout = base, stop, read_timeout
@@ -277,10 +250,11 @@ class _Connections:
         plain_connect = connection.connect
 
         def connect_then_bound_reads() -> None:
-            plain_connect()
+            plain_connect()  # the TLS handshake and a proxy's tunnel are bounded by the connect timeout
             if connection.sock is not None:
                 stop.register(connection.sock)  # the TLS socket, which replaced the plain one
-                connection.sock.settimeout(read_timeout)
+                connection.sock.settimeout(min(SLICE, read_timeout))
+                connection.response_class = sliced_response(stop, read_timeout)
 
         connection.connect = connect_then_bound_reads  # type: ignore[method-assign]
         return connection
