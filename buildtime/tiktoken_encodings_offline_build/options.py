@@ -32,9 +32,7 @@ OPTION_KEYS = (
     "total-timeout",
     "retries",
     "workers",
-    "startup-hook",
 )
-STARTUP_FILES = ("_tiktoken_encodings_offline_startup.py", "tiktoken_encodings_offline.pth")
 HATCH_KEYS = {"path", "dependencies", "require-runtime-dependencies"}
 SECRET_ENV = ENV_PREFIX + "MIRROR_TOKEN"  # from the environment only, never from a file
 
@@ -73,14 +71,6 @@ def _flag(options: Mapping[str, tuple[str, str]], key: str) -> bool:
     if value.lower() in ("1", "true", "yes", "on"):
         return True
     raise OptionError(f"{where}={value!r}: expected 1/0, true/false, yes/no or on/off")
-
-
-def startup_files(options: Mapping[str, tuple[str, str]], src: Path) -> dict[str, str]:
-    """The start-up hook's files (the .pth line and the module it imports) as force-include entries,
-    source -> name in the wheel; none with ``startup-hook = false``."""
-    if options.get("startup-hook", ("", ""))[0] and not _flag(options, "startup-hook"):
-        return {}
-    return {str(src / name): name for name in STARTUP_FILES}
 
 
 def _seconds(options: Mapping[str, tuple[str, str]], key: str, default: float) -> float:
