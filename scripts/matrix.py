@@ -222,7 +222,7 @@ class Runner:
             return row
         row.results["ids"] = self.ids(self.sh(probe))
         verify = f"{venv}/bin/tiktoken-encodings-offline verify"
-        progress(f"{phase} verify, read-only install, start-up hook")
+        progress(f"{phase} verify, read-only install, base start-up")
         row.results["verify"] = self.verdict(self.sh(verify))
         writable = f"if touch {venv}/.written 2>/dev/null; then echo 'the root is writable' >&2; exit 1; fi"
         row.results["read-only"] = self.ids(self.sh(f"{writable}; {verify} >&2 && {probe}", read_only=True))
