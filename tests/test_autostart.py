@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import PROBE, build_env
-from helpers import ROOT, clean_env, copy_project, make_venv, offline, run
+from helpers import ROOT, build_wheel, clean_env, copy_project, make_venv, offline, run
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -166,3 +166,25 @@ def test_one_command_builds_both_wheels_byte_for_byte(
     run(["bash", "-euo", "pipefail", "-c", command], env=env, cwd=project)
     built = {path.name: path.read_bytes() for path in (project / "dist").iterdir()}
     assert built == {full_wheel.name: full_wheel.read_bytes(), companion_wheel.name: companion_wheel.read_bytes()}
+
+
+@pytest.mark.parametrize("where", ["environment", "table"])
+def test_the_removed_startup_hook_option_fails_the_build_saying_what_to_do(
+    files_dir: Path, tmp_path: Path, where: str
+) -> None:
+    """A build that still sets startup-hook (either value) fails at once, naming the setting and the companion."""
+    project = copy_project(tmp_path / "project")
+    env = build_env(files_dir)
+    if where == "environment":
+        env["TIKTOKEN_ENCODINGS_OFFLINE_STARTUP_HOOK"] = "0"
+        named = "TIKTOKEN_ENCODINGS_OFFLINE_STARTUP_HOOK"
+    else:
+        pyproject = project / "pyproject.toml"
+        table = "[tool.hatch.build.targets.wheel.hooks.custom]\n"
+        pyproject.write_text(pyproject.read_text().replace(table, table + "startup-hook = true\n"))
+        named = "pyproject.toml key 'startup-hook'"
+    wheel, result = build_wheel(tmp_path / "dist", env, project=project, check=False)
+    assert wheel is None and result.returncode != 0
+    output = result.stdout + result.stderr
+    assert f"{named} is no longer an option: the wheel never has a start-up file now" in output
+    assert 'pip install "tiktoken-encodings-offline[autostart]"' in output and "Fix: remove the setting" in output

@@ -33,6 +33,14 @@ OPTION_KEYS = (
     "retries",
     "workers",
 )
+# Options that are gone, and what to do instead: a build that still sets one fails saying so.
+REMOVED = {
+    "startup-hook": (
+        "the wheel never has a start-up file now; the start-up line is the companion distribution "
+        'tiktoken-encodings-offline-autostart (pip install "tiktoken-encodings-offline[autostart]"). '
+        "Fix: remove the setting"
+    ),
+}
 HATCH_KEYS = {"path", "dependencies", "require-runtime-dependencies"}
 SECRET_ENV = ENV_PREFIX + "MIRROR_TOKEN"  # from the environment only, never from a file
 
@@ -47,6 +55,10 @@ def env_name(key: str) -> str:
 
 def read_options(table: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, tuple[str, str]]:
     """The options that are set, as key -> (value, where): the environment wins over the table."""
+    for key, instead in REMOVED.items():
+        if env_name(key) in environ or key in table:
+            where = env_name(key) if env_name(key) in environ else f"pyproject.toml key {key!r}"
+            raise OptionError(f"{where} is no longer an option: {instead}")
     unknown = sorted(set(table) - set(OPTION_KEYS) - HATCH_KEYS)
     if unknown:
         raise OptionError(f"unknown option(s) {unknown} in the build hook's table; valid: {list(OPTION_KEYS)}")
