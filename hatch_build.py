@@ -45,7 +45,6 @@ from tiktoken_encodings_offline_build.options import (  # noqa: E402
     fetch_settings,
     network_advice,
     read_options,
-    startup_files,
 )
 
 DATA_IN_WHEEL = "tiktoken_encodings_offline/data"
@@ -202,9 +201,6 @@ class OfflineEncodingsBuildHook(BuildHookInterface):  # type: ignore[type-arg]
             log(f"source folder: {settings.source_dir}")
 
         editable = version == "editable"
-        # The start-up hook (.pth line and its module), left out with startup-hook = false.
-        startup = startup_files(options, ROOT / "src")
-        build_data["force_include_editable" if editable else "force_include"].update(startup)
         # Editable installs import from src/, so the blobs must sit there; otherwise stage
         # outside src/ in one folder, whose force-included walk hatchling sorts.
         self.workdir = Path(tempfile.mkdtemp(prefix=".data-", dir=PACKAGE_SRC if editable else None))

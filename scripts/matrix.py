@@ -2,10 +2,11 @@
 
     python scripts/matrix.py [--only 3.9,3.13] [--jobs 2]
 
-Per interpreter: build the wheel with it (hatchling's newest release for it), install it with each
-listed tiktoken (binary wheels only), and, with no network: every encoding's ids against plain
-tiktoken's on the real files, a zipped install, a read-only install, ``verify``, and the start-up
-activation when the wheel carries a ``.pth``/``.start`` file. Prints a table; exits 1 on any failure.
+Per interpreter: build both wheels with it (hatchling's newest release for it), the base and its
+companion (autostart/), install the base with each listed tiktoken (binary wheels only), and, with no
+network: every encoding's ids against plain tiktoken's on the real files, a zipped install, a
+read-only install, ``verify``, that the base runs nothing at start-up, and, with the companion added,
+the zero-import activation of its ``.pth`` line. Prints a table; exits 1 on any failure.
 INTERPRETERS is the one list of what is tested: the classifiers and the README's "Tested on" line
 are checked against it (tests/test_matrix_metadata.py). Needs root; see docs/matrix.md.
 """
@@ -33,7 +34,19 @@ FILES_ENV = "TIKTOKEN_ENCODINGS_OFFLINE_TEST_FILES"
 FILES_DIR = Path(os.environ.get(FILES_ENV, PROJECT.parent / "shared" / "encodings-mirror"))
 NEWEST = "newest"
 PACKAGE = "tiktoken-encodings-offline"
-CHECKS = ("build", "install", "offline", "zip-bare", "zipped", "ids", "verify", "read-only", "start-up")
+CHECKS = (
+    "build",
+    "install",
+    "offline",
+    "zip-bare",
+    "zipped",
+    "ids",
+    "verify",
+    "read-only",
+    "base-start-up",
+    "companion",
+)
+COMPANION = "tiktoken-encodings-offline-autostart"
 
 
 @dataclass(frozen=True)
@@ -159,7 +172,7 @@ class Runner:
         d = self.inside
         result = self.sh(
             f"{self.interp.python} -m venv {d}/build && {d}/build/bin/python -m pip install -q -U pip && "
-            f"{d}/build/bin/python -m pip wheel -q --no-deps -w {d}/dist {d}/project",
+            f"{d}/build/bin/python -m pip wheel -q --no-deps -w {d}/dist {d}/project {d}/project/autostart",
             network=True,
             env={
                 "TIKTOKEN_ENCODINGS_OFFLINE_SOURCE_DIR": f"{d}/encodings",
@@ -167,8 +180,8 @@ class Runner:
                 "TIKTOKEN_ENCODINGS_OFFLINE_NO_NETWORK": "1",
             },
         )
-        wheels = sorted((self.work / "dist").glob("*.whl"))
-        if result.returncode != 0 or len(wheels) != 1:
+        wheels = sorted((self.work / "dist").glob("*.whl"))  # the base sorts first ("-" before "_")
+        if result.returncode != 0 or len(wheels) != 2:
             return self.verdict(result), None
         with zipfile.ZipFile(wheels[0]) as archive:
             name = next(n for n in archive.namelist() if n.endswith(".dist-info/WHEEL"))
@@ -209,25 +222,37 @@ class Runner:
             return row
         row.results["ids"] = self.ids(self.sh(probe))
         verify = f"{venv}/bin/tiktoken-encodings-offline verify"
-        progress(f"{phase} verify, read-only install, start-up hook")
+        progress(f"{phase} verify, read-only install, base start-up")
         row.results["verify"] = self.verdict(self.sh(verify))
         writable = f"if touch {venv}/.written 2>/dev/null; then echo 'the root is writable' >&2; exit 1; fi"
         row.results["read-only"] = self.ids(self.sh(f"{writable}; {verify} >&2 && {probe}", read_only=True))
-        row.results["start-up"] = self.startup(py, wheel)
+        row.results["base-start-up"] = self.base_startup(py, wheel)
+        progress(f"{phase} the companion's zero-import activation")
+        row.results["companion"] = self.companion(py)
         return row
 
     def ids(self, result: subprocess.CompletedProcess[str]) -> str:
         return compare_ids(result.stdout, self.reference) if result.returncode == 0 else self.verdict(result)
 
-    def startup(self, py: str, wheel: Path) -> str:
+    def base_startup(self, py: str, wheel: Path) -> str:
+        """The base wheel holds no start-up file, and start-up imports nothing of this project."""
         with zipfile.ZipFile(wheel) as archive:
             hooks = [n for n in archive.namelist() if "/" not in n and n.endswith((".pth", ".start"))]
-        if not hooks:
-            return "FAIL (wheel has no .pth/.start)"
-        # tiktoken's loader called directly: neither the package nor its tiktoken_ext plugin is imported
+        if hooks:
+            return f"FAIL (the base wheel holds {', '.join(hooks)})"
+        code = "import sys; ours = [m for m in sys.modules if 'tiktoken' in m]; assert not ours, ours"
+        return self.verdict(self.sh(f'{py} -c "{code}"'), ok="ok (nothing)")
+
+    def companion(self, py: str) -> str:
+        """The companion installed beside the base: tiktoken's loader called directly (no import of the
+        package, no plugin lookup) is served offline by its .pth line, on every interpreter (3.15
+        included: PEP 829 keeps .pth import lines working through 3.17)."""
+        installed = self.sh(f"{py} -m pip install -q --no-index --find-links {self.inside}/dist {COMPANION}")
+        if installed.returncode != 0:
+            return self.verdict(installed)
         url, sha256 = manifest_blobs()[0]
         code = f"import tiktoken.load; assert tiktoken.load.read_file_cached({url!r}, {sha256!r})"
-        return self.verdict(self.sh(f'{py} -c "{code}"'), ok=f"ok ({', '.join(hooks)})")
+        return self.verdict(self.sh(f'{py} -c "{code}"'), ok="ok (no import)")
 
 
 def run_interpreter(interp: Interpreter, root: Path, reference: dict[str, object], log: Path) -> list[Row]:

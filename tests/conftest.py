@@ -122,6 +122,14 @@ def full_wheel(files_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 
 
 @pytest.fixture(scope="session")
+def companion_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tiktoken-encodings-offline-autostart's wheel (autostart/): the start-up line and its module."""
+    wheel, _ = build_wheel(tmp_path_factory.mktemp("companion-wheel"), build_env(None), project=ROOT / "autostart")
+    assert wheel is not None
+    return wheel
+
+
+@pytest.fixture(scope="session")
 def reference(layouts: dict[str, Path]) -> dict[str, object]:
     """Token ids from plain tiktoken (this interpreter's, no package) reading the real files, offline."""
     env = clean_env(TIKTOKEN_CACHE_DIR=str(layouts["cache"]))
@@ -131,7 +139,8 @@ def reference(layouts: dict[str, Path]) -> dict[str, object]:
 
 @pytest.fixture(scope="session")
 def runtime_venv(full_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh venv holding only tiktoken (and its dependencies) and the full wheel."""
+    """A fresh venv holding only tiktoken (and its dependencies) and the full wheel: the base alone,
+    with no start-up file (tests/test_startup.py adds the companion in venvs of its own)."""
     return make_venv(tmp_path_factory.mktemp("venv") / "venv", str(full_wheel))
 
 

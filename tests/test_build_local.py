@@ -41,8 +41,6 @@ CODE_MEMBERS = {
     "tiktoken_encodings_offline/manifest.json",
     "tiktoken_encodings_offline/py.typed",
     "tiktoken_ext/tiktoken_encodings_offline.py",
-    "_tiktoken_encodings_offline_startup.py",
-    "tiktoken_encodings_offline.pth",
     "tiktoken_encodings_offline/_pyinstaller/__init__.py",
     "tiktoken_encodings_offline/_pyinstaller/hook-tiktoken.registry.py",
     "tiktoken_encodings_offline/_pyinstaller/hook-tiktoken_encodings_offline.py",

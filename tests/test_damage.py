@@ -186,10 +186,11 @@ START_MODULE_DAMAGE = {  # what start-up then prints, in every process (Python g
 @pytest.mark.parametrize("command", ["verify", "doctor"])
 @pytest.mark.parametrize("damage", START_MODULE_DAMAGE)
 def test_a_start_up_line_without_its_module_is_named_and_the_checks_go_on(
-    command: str, damage: str, install: Path
+    command: str, damage: str, install: Path, companion_wheel: Path
 ) -> None:
-    """The .pth line stays but the module it imports is gone or unusable: start-up goes on (site prints
-    the error) and tiktoken is plain until get_encoding; verify and doctor say why."""
+    """The companion's .pth line stays but the module it imports is gone or unusable: start-up goes on
+    (site prints the error) and tiktoken is plain until get_encoding; verify and doctor say why."""
+    run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(install), str(companion_wheel)])
     module = install / "_tiktoken_encodings_offline_startup.py"
     shutil.rmtree(install / "__pycache__", ignore_errors=True)
     if damage == "gone":
@@ -206,7 +207,7 @@ def test_a_start_up_line_without_its_module_is_named_and_the_checks_go_on(
     result = run(offline(command_line), env=clean_env(PYTHONPATH=str(install)), check=False)
     assert result.returncode == 1
     line = one_line(result.stderr)
-    pth = install / "tiktoken_encodings_offline.pth"
+    pth = install / "tiktoken_encodings_offline_autostart.pth"
     said = "is there but not the module its line imports" if damage == "gone" else "which cannot be used"
     assert f"{pth} " in line and said in line and "nothing activates the package at the first" in line
     assert REINSTALL in line

@@ -1,8 +1,9 @@
-"""Issue 13.4-5: frozen and zipped apps carry the files, the plugins and the start-up hook by themselves.
+"""Issues 13.4-5 and 27: frozen and zipped apps carry the files, the plugins and the activation by themselves.
 
-One small app is frozen by PyInstaller (onedir and --onefile) and zipped by shiv and pex, with no
-flag about this package. Each result runs offline with an empty TMPDIR and must print the ids
-plain tiktoken gives on the real files.
+One small app, whose first call is a direct constructor call, is frozen by PyInstaller (onedir and
+--onefile) from the base wheel alone (its run-time hook imports the package), and zipped by shiv and
+pex with the companion too (they read its .pth), with no flag about this package. Each result runs
+offline with an empty TMPDIR and must print the ids plain tiktoken gives on the real files.
 """
 
 from __future__ import annotations
@@ -98,22 +99,24 @@ def test_pyinstaller_app_runs_offline_with_nothing_passed(
 
 @pytest.mark.slow
 def test_shiv_zipapp_runs_offline(
-    full_wheel: Path, app: Path, app_reference: dict[str, object], tmp_path: Path
+    full_wheel: Path, companion_wheel: Path, app: Path, app_reference: dict[str, object], tmp_path: Path
 ) -> None:
     pyz = tmp_path / "app.pyz"
     run([str(BIN / "shiv"), "-q", "-o", str(pyz), "-e", "app:main", "--site-packages", str(app), str(full_wheel),
-         "tiktoken"], env=clean_env())  # fmt: skip
+         str(companion_wheel), "tiktoken"], env=clean_env())  # fmt: skip
     shiv_root = tmp_path / "shiv-root"  # where shiv unpacks the zipapp on its first run
     assert run_offline([sys.executable, pyz], tmp_path, SHIV_ROOT=str(shiv_root)) == app_reference
 
 
 @pytest.mark.slow
-def test_pex_runs_offline(full_wheel: Path, app: Path, app_reference: dict[str, object], tmp_path: Path) -> None:
+def test_pex_runs_offline(
+    full_wheel: Path, companion_wheel: Path, app: Path, app_reference: dict[str, object], tmp_path: Path
+) -> None:
     pex = tmp_path / "app.pex"
     pex_root = str(tmp_path / "pex-root")  # pex's cache: ~/.cache/pex by default, left behind
     home = tmp_path / "home"  # stands in for ~, to see that nothing is left there
     home.mkdir()
-    run([str(BIN / "pex"), str(full_wheel), "tiktoken", "-D", str(app), "-e", "app:main", "-o", str(pex)],
-        env=clean_env(PEX_ROOT=pex_root, HOME=str(home)))  # fmt: skip
+    run([str(BIN / "pex"), str(full_wheel), str(companion_wheel), "tiktoken", "-D", str(app), "-e", "app:main", "-o",
+         str(pex)], env=clean_env(PEX_ROOT=pex_root, HOME=str(home)))  # fmt: skip
     assert run_offline([sys.executable, pex], tmp_path, PEX_ROOT=pex_root) == app_reference
     assert list(home.iterdir()) == []

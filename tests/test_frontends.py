@@ -37,3 +37,13 @@ def test_twine_check_and_check_wheel_contents(files_dir: Path, tmp_path: Path) -
     assert twine.stdout.count("PASSED") == 2
     contents = run([str(BIN / "check-wheel-contents"), str(wheel)], cwd=ROOT)  # reads pyproject.toml
     assert contents.stdout.strip().endswith(": OK")
+
+
+def test_the_companion_passes_twine_check_and_check_wheel_contents(tmp_path: Path) -> None:
+    companion = ROOT / "autostart"
+    run([sys.executable, "-m", "build", "-o", str(tmp_path), str(companion)], env=build_env(None))
+    sdist, wheel = next(tmp_path.glob("*.tar.gz")), next(tmp_path.glob("*.whl"))
+    twine = run([sys.executable, "-m", "twine", "check", "--strict", str(sdist), str(wheel)])
+    assert twine.stdout.count("PASSED") == 2
+    contents = run([str(BIN / "check-wheel-contents"), str(wheel)], cwd=companion)  # its own pyproject.toml
+    assert contents.stdout.strip().endswith(": OK")

@@ -36,7 +36,12 @@ def test_a_type_checker_sees_the_public_names_only(tmp_path: Path) -> None:
         "t.activte()\n"
     )
     command = [sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(user)]
-    result = run(command, cwd=tmp_path, env={**os.environ, "MYPYPATH": str(ROOT / "src")}, check=False)
+    result = run(
+        command,
+        cwd=tmp_path,
+        env={**os.environ, "MYPYPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT / 'autostart'}"},
+        check=False,
+    )
     assert result.returncode == 1, result.stdout
     assert 'user.py:3: error: Module has no attribute "activte"' in result.stdout
     assert "Found 1 error in 1 file" in result.stdout

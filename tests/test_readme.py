@@ -58,7 +58,8 @@ def test_walkthrough_build_publish_install_with_pip_and_uv(
         )
         bash(block("build"), project, env)
         assert len(upstream.seen) == 6
-    wheel = next((project / "dist").glob("*.whl"))
+    wheel, companion = sorted((project / "dist").glob("*.whl"))  # the base, and the companion (autostart/)
+    assert wheel.name.startswith("tiktoken_encodings_offline-") and "_autostart-" in companion.name
     assert blob_members(wheel) == expected_blobs()
 
     # 2. The index: packages downloaded on a connected machine, then served with no network.

@@ -1,10 +1,10 @@
-"""Issue 22: the published sdist, fetched from an index and built on a host that can fetch the files.
+"""Issues 22 and 27: the published sdists, fetched from an index and built on a host that can fetch the files.
 
-A user with only the sdist (from a private index) runs ``pip download --no-binary :all:``
-then ``pip wheel`` on a connected host. Here pypiserver on loopback holds the sdist and nothing
-else, a loopback mirror stands in for the upstream host, and both run with the pip commands in a
-network namespace that has loopback only; the two build lines are the README's, run as written.
-The wheel must be the checkout's, byte for byte.
+A user with only the sdists (from a private index) runs ``pip download --no-binary :all:``
+then ``pip wheel`` on a connected host. Here pypiserver on loopback holds the base's and the
+companion's sdists and nothing else, a loopback mirror stands in for the upstream host, and both
+run with the pip commands in a network namespace that has loopback only; the two build lines are
+the README's, run as written. Each wheel must be the checkout's, byte for byte.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from helpers import ROOT, copy_project, offline, run
 
 BIN = Path(sys.executable).parent  # python and pypi-server of the test environment
 SDIST = "tiktoken_encodings_offline-0.1.0.tar.gz"
+COMPANION_SDIST = "tiktoken_encodings_offline_autostart-0.1.0.tar.gz"
 INDEX_PORT, MIRROR_PORT = 8080, 8081
 
 
@@ -39,17 +40,29 @@ def wait_for(port: int) -> str:
     )
 
 
-def test_the_sdist_from_an_index_builds_the_checkout_wheel_byte_for_byte(
-    files_dir: Path, full_wheel: Path, tmp_path: Path
+def test_the_sdists_from_an_index_build_the_checkout_wheels_byte_for_byte(
+    files_dir: Path, full_wheel: Path, companion_wheel: Path, tmp_path: Path
 ) -> None:
-    # The release step: the sdist of a fresh checkout, built with no encoding file anywhere.
+    # The release step: the sdists of a fresh checkout, built with no encoding file anywhere.
     project = copy_project(tmp_path / "project")
     index = tmp_path / "index"
     env = build_env(tmp_path / "nowhere", TIKTOKEN_ENCODINGS_OFFLINE_NO_NETWORK="1")
-    run([sys.executable, "-m", "build", "--sdist", "--no-isolation", "-o", str(index), str(project)], env=env)
-    assert [path.name for path in index.iterdir()] == [SDIST]
+    build = [sys.executable, "-m", "build", "--no-isolation", "-o", str(index)]
+    run([*build, "--sdist", str(project)], env=env, cwd=project)
+    run([*build, "--sdist", "autostart"], env=env, cwd=project)  # as the README names it, from the checkout
+    assert sorted(path.name for path in index.iterdir()) == [SDIST, COMPANION_SDIST]
     with tarfile.open(index / SDIST) as archive:
         assert not [name for name in archive.getnames() if "/data/" in name or name.endswith(".tiktoken")]
+    with tarfile.open(index / COMPANION_SDIST) as archive:
+        assert sorted(name.split("/", 1)[1] for name in archive.getnames() if "/" in name) == [
+            ".gitignore",  # hatchling adds the repository's
+            "LICENSE",
+            "PKG-INFO",
+            "README.md",
+            "_tiktoken_encodings_offline_startup.py",
+            "pyproject.toml",
+            "tiktoken_encodings_offline_autostart.pth",
+        ]
 
     # The user's host: pip configured by nothing of this machine's, no cache, no source folder.
     env = {key: value for key, value in build_env(None).items() if not key.startswith("PIP_")}
@@ -75,9 +88,9 @@ def test_the_sdist_from_an_index_builds_the_checkout_wheel_byte_for_byte(
 
     assert f"Looking in indexes: http://127.0.0.1:{INDEX_PORT}/simple/" in output
     assert "Looking in links" not in output
-    assert [path.name for path in (tmp_path / "sdist").iterdir()] == [SDIST]
+    assert sorted(path.name for path in (tmp_path / "sdist").iterdir()) == [SDIST, COMPANION_SDIST]
     for path in ("encodings/o200k_base.tiktoken", "gpt-2/encodings/main/vocab.bpe"):  # the mirror served them
         assert f"{path}: " in output and f"MB from http://127.0.0.1:{MIRROR_PORT}/{path} in " in output
-    (wheel,) = (tmp_path / "dist").iterdir()
-    assert wheel.name == full_wheel.name
-    assert hashlib.sha256(wheel.read_bytes()).hexdigest() == hashlib.sha256(full_wheel.read_bytes()).hexdigest()
+    built = {wheel.name: hashlib.sha256(wheel.read_bytes()).hexdigest() for wheel in (tmp_path / "dist").iterdir()}
+    expected = {wheel.name: hashlib.sha256(wheel.read_bytes()).hexdigest() for wheel in (full_wheel, companion_wheel)}
+    assert built == expected

@@ -1,13 +1,15 @@
-"""Issue 13.1-3: the start-up hook activates the package with no import, at the first import of tiktoken.
+"""Issues 13.1-3 and 27: the companion's start-up line activates the package with no import, at the
+first import of tiktoken.load or openai_harmony.
 
-Every run is offline (a network namespace with no network), with no variable of ours or tiktoken's
-set, and with an empty TMPDIR, so tiktoken's default cache cannot help either.
+The venvs here hold the base wheel and tiktoken-encodings-offline-autostart (the companion);
+tests/test_autostart.py has the base alone and the companion left alone. Every run is offline (a
+network namespace with no network), with no variable of ours or tiktoken's set, and with an empty
+TMPDIR, so tiktoken's default cache cannot help either.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -15,10 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PROBE, build_env
-from helpers import MANIFEST, build_wheel, clean_env, copy_project, make_venv, offline, run, wheel_members
+from conftest import PROBE
+from helpers import MANIFEST, clean_env, copy_project, make_venv, offline, run, wheel_members
 
 START_MODULE = "_tiktoken_encodings_offline_startup"
+START_LINE = "tiktoken_encodings_offline_autostart.pth"
 
 # Calls that load encoding files with no get_encoding before them, so tiktoken never loads its
 # plugins: every constructor of tiktoken_ext.openai_public, and the loaders on every vendored URL.
@@ -69,44 +72,50 @@ def site_packages(python: Path) -> Path:
     return Path(run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip())
 
 
+@pytest.fixture(scope="module")
+def companion_venv(full_wheel: Path, companion_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh venv holding tiktoken, the base wheel and the companion."""
+    return make_venv(tmp_path_factory.mktemp("companion") / "venv", str(full_wheel), str(companion_wheel))
+
+
 def test_direct_calls_give_the_reference_ids_with_no_import(
-    runtime_venv: Path, direct_reference: dict[str, object], reference: dict[str, object], tmp_path: Path
+    companion_venv: Path, direct_reference: dict[str, object], reference: dict[str, object], tmp_path: Path
 ) -> None:
-    out = json.loads(offline_python(runtime_venv, DIRECT_CALLS, tmp_path).stdout)
+    out = json.loads(offline_python(companion_venv, DIRECT_CALLS, tmp_path).stdout)
     assert out.pop("activated") is True
     assert out == direct_reference
     assert out["encodings"] == reference["encodings"]
     assert len(out["ranks"]) == len(MANIFEST.blobs) - 1  # the two GPT-2 files make one table
 
 
-@pytest.mark.parametrize("how", ["disable", "disable-run-time-hook", "dash-S"])
-def test_disable_and_dash_s_leave_plain_tiktoken(runtime_venv: Path, tmp_path: Path, how: str) -> None:
+@pytest.mark.parametrize("how", ["disable", "disable-install-by-hand", "dash-S"])
+def test_disable_and_dash_s_leave_plain_tiktoken(companion_venv: Path, tmp_path: Path, how: str) -> None:
     code = (
         f"import sys; print({START_MODULE!r} in sys.modules, 'tiktoken_encodings_offline' in sys.modules)\n"
         "import tiktoken, tiktoken_ext.openai_public as p\n"
         "print('tiktoken_encodings_offline' in sys.modules)\n"
         "tiktoken.Encoding(**p.cl100k_base())"
     )
-    site = str(site_packages(runtime_venv))
+    site = str(site_packages(companion_venv))
     disabled = {"TIKTOKEN_ENCODINGS_OFFLINE_DISABLE": "1"}
     if how == "disable":
-        result = offline_python(runtime_venv, code, tmp_path, check=False, **disabled)
-    elif how == "disable-run-time-hook":  # as PyInstaller's run-time hook installs it, with no .pth
+        result = offline_python(companion_venv, code, tmp_path, check=False, **disabled)
+    elif how == "disable-install-by-hand":  # install() called with no .pth read
         start = f"import {START_MODULE}; {START_MODULE}.install()\n"
-        result = offline_python(runtime_venv, start + code, tmp_path, "-S", check=False, PYTHONPATH=site, **disabled)
+        result = offline_python(companion_venv, start + code, tmp_path, "-S", check=False, PYTHONPATH=site, **disabled)
     else:  # no site: no .pth at all; site-packages reached through PYTHONPATH, which reads no .pth
-        result = offline_python(runtime_venv, code, tmp_path, "-S", check=False, PYTHONPATH=site)
-    hook_module_imported = how != "dash-S"  # by the .pth line or the run-time hook, which then did nothing
+        result = offline_python(companion_venv, code, tmp_path, "-S", check=False, PYTHONPATH=site)
+    hook_module_imported = how != "dash-S"  # by the .pth line or by hand, and it then did nothing
     assert result.stdout.split() == [str(hook_module_imported), "False", "False"]
     assert result.returncode == 1 and "ConnectionError" in result.stderr  # plain tiktoken, offline
 
 
-def test_start_up_imports_the_hook_module_and_nothing_else(runtime_venv: Path, tmp_path: Path) -> None:
+def test_start_up_imports_the_hook_module_and_nothing_else(companion_venv: Path, tmp_path: Path) -> None:
     """The modules of a venv without the package, and the hook module; tiktoken activates."""
     plain = make_venv(tmp_path / "plain")  # the same Python, pip and setuptools, no package of ours
     modules = "import json, sys; print(json.dumps(sorted(sys.modules)))"
     active = "import tiktoken.load; print(getattr(tiktoken.load.read_file_cached, '__tiktoken_encodings_offline__', 0))"
-    with_hook, hook_active = offline_python(runtime_venv, f"{modules}\n{active}", tmp_path).stdout.splitlines()
+    with_hook, hook_active = offline_python(companion_venv, f"{modules}\n{active}", tmp_path).stdout.splitlines()
     without = offline_python(plain, modules, tmp_path).stdout
     assert set(json.loads(with_hook)) - set(json.loads(without)) == {START_MODULE}
     assert set(json.loads(without)) <= set(json.loads(with_hook))
@@ -145,20 +154,20 @@ FINDER = "TiktokenEncodingsOfflineFinder"
 
 
 def read_pth_again(site: Path) -> str:
-    """Code that makes site read the wheel's .pth once more, as a second site dir holding it would."""
-    return f"import site; site.addpackage({str(site)!r}, 'tiktoken_encodings_offline.pth', set())\n"
+    """Code that makes site read the companion's .pth once more, as a second site dir holding it would."""
+    return f"import site; site.addpackage({str(site)!r}, {START_LINE!r}, set())\n"
 
 
-@pytest.mark.parametrize("run_time_hook_too", [False, True], ids=["pth", "pth-and-run-time-hook"])
+@pytest.mark.parametrize("install_too", [False, True], ids=["pth", "pth-and-install-by-hand"])
 def test_one_finder_first_and_none_once_both_names_are_imported(
-    harmony_venv: Path, tmp_path: Path, run_time_hook_too: bool
+    harmony_venv: Path, tmp_path: Path, install_too: bool
 ) -> None:
     """One finder first in sys.meta_path from start-up on, however often the .pth is read (a venv's
     site reads it twice already) or install() is called; it leaves once tiktoken.load and
     openai_harmony are imported.
     Every other import hook stays where it was."""
     site = site_packages(harmony_venv)
-    again = f"import {START_MODULE}; {START_MODULE}.install()\n" if run_time_hook_too else ""
+    again = f"import {START_MODULE}; {START_MODULE}.install()\n" if install_too else ""
     code = (
         f"{META_PATH}"
         "meta_path()\n"
@@ -179,7 +188,7 @@ def test_one_finder_first_and_none_once_both_names_are_imported(
 
 
 @pytest.mark.parametrize("switch", ["set-after-start-up", "unset-after-start-up"])
-def test_the_switch_is_read_at_the_first_import_of_tiktoken(runtime_venv: Path, tmp_path: Path, switch: str) -> None:
+def test_the_switch_is_read_at_the_first_import_of_tiktoken(companion_venv: Path, tmp_path: Path, switch: str) -> None:
     """TIKTOKEN_ENCODINGS_OFFLINE_DISABLE counts as it is when tiktoken is first imported.
 
     Set then: every trigger leaves, nothing activates, and tiktoken fails offline as plain tiktoken
@@ -195,18 +204,21 @@ def test_the_switch_is_read_at_the_first_import_of_tiktoken(runtime_venv: Path, 
         "print(tiktoken.Encoding(**p.o200k_base()).encode('hello world'))"
     )
     at_start = {} if disabled else {"TIKTOKEN_ENCODINGS_OFFLINE_DISABLE": "1"}
-    result = offline_python(runtime_venv, code, tmp_path, check=False, **at_start)
+    result = offline_python(companion_venv, code, tmp_path, check=False, **at_start)
     meta_path, imported, *ids = result.stdout.splitlines()
     if disabled:
         assert FINDER not in meta_path.split() and imported == "False None"
         assert ids == [] and result.returncode == 1 and "ConnectionError" in result.stderr  # plain tiktoken
     else:
-        data = site_packages(runtime_venv) / "tiktoken_encodings_offline" / "data"
+        data = site_packages(companion_venv) / "tiktoken_encodings_offline" / "data"
         assert imported == f"True {data}" and ids == ["[24912, 2375]"], result.stderr
 
 
-def test_a_missing_module_fails_as_before_and_activates_nothing(full_wheel: Path, tmp_path: Path) -> None:
-    python = make_venv(tmp_path / "venv", str(full_wheel), pip_args=("--no-deps",))  # no tiktoken, no harmony
+def test_a_missing_module_fails_as_before_and_activates_nothing(
+    full_wheel: Path, companion_wheel: Path, tmp_path: Path
+) -> None:
+    wheels = (str(full_wheel), str(companion_wheel))
+    python = make_venv(tmp_path / "venv", *wheels, pip_args=("--no-deps",))  # no tiktoken, no harmony
     code = (
         "import os, sys\n"
         "for name in ('tiktoken', 'openai_harmony'):\n"
@@ -221,12 +233,12 @@ def test_a_missing_module_fails_as_before_and_activates_nothing(full_wheel: Path
 
 
 @pytest.mark.parametrize("imported_first", [False, True], ids=["before-tiktoken", "after-tiktoken"])
-def test_the_run_time_hook_call_activates_on_its_own(runtime_venv: Path, tmp_path: Path, imported_first: bool) -> None:
-    """What PyInstaller's run-time hook does (import the module, call install()), with no .pth.
+def test_install_by_hand_activates_on_its_own(companion_venv: Path, tmp_path: Path, imported_first: bool) -> None:
+    """The module imported and install() called with no .pth read.
 
     Also run after tiktoken is imported (as a tool that installs it late would): it activates at once.
     """
-    site = site_packages(runtime_venv)
+    site = site_packages(companion_venv)
     first = "import tiktoken.load\n" if imported_first else ""
     code = (
         f"import sys; sys.path.append({str(site)!r})\n{first}"
@@ -234,24 +246,32 @@ def test_the_run_time_hook_call_activates_on_its_own(runtime_venv: Path, tmp_pat
         "import tiktoken, tiktoken_ext.openai_public as p\n"
         "print(tiktoken.Encoding(**p.o200k_base()).encode('hello world'))"
     )
-    assert offline_python(runtime_venv, code, tmp_path, "-S").stdout.strip() == "[24912, 2375]"
+    assert offline_python(companion_venv, code, tmp_path, "-S").stdout.strip() == "[24912, 2375]"
 
 
-def test_the_pth_line_is_one_plain_import_and_no_start_file_ships(full_wheel: Path) -> None:
-    """A reviewer reads the whole start-up line at a glance. No PEP 829 .start file while every
-    Python that reads one imports pkgutil and more at each start (docs/runtime.md)."""
-    members = wheel_members(full_wheel)
-    assert not [name for name in members if name.endswith(".start")]
-    with zipfile.ZipFile(full_wheel) as archive:
-        assert archive.read("tiktoken_encodings_offline.pth") == f"import {START_MODULE}\n".encode()
+def test_the_pth_line_is_one_plain_import_and_no_start_file_ships(companion_wheel: Path, full_wheel: Path) -> None:
+    """A reviewer reads the whole start-up line at a glance: the companion holds it and its module,
+    nothing else. No PEP 829 .start file while every Python that reads one imports pkgutil and more
+    at each start (docs/runtime.md). The base wheel has no start-up file at all."""
+    members = {name for name in wheel_members(companion_wheel) if ".dist-info/" not in name}
+    assert members == {START_LINE, f"{START_MODULE}.py"}
+    with zipfile.ZipFile(companion_wheel) as archive:
+        line = archive.read(START_LINE)
+    assert line == f"import {START_MODULE}\n".encode() and len(line) <= 100
+    base = wheel_members(full_wheel)
+    assert [name for name in base if name.endswith((".pth", ".start")) or name == f"{START_MODULE}.py"] == []
+    assert {name.split("/")[0] for name in base if ".dist-info/" not in name} == {
+        "tiktoken_encodings_offline",
+        "tiktoken_ext",
+    }
 
 
 @pytest.mark.parametrize("imported_first", [False, True], ids=["before-tiktoken", "after-tiktoken"])
 def test_the_pth_line_activates_when_site_reads_it_late(
-    runtime_venv: Path, tmp_path: Path, imported_first: bool
+    companion_venv: Path, tmp_path: Path, imported_first: bool
 ) -> None:
     """site.addsitedir by hand (as a tool may do), before or after tiktoken is imported: active either way."""
-    site = site_packages(runtime_venv)
+    site = site_packages(companion_venv)
     first = f"sys.path.append({str(site)!r}); import tiktoken.load\n" if imported_first else ""
     code = (
         f"import site, sys\n{first}"
@@ -259,12 +279,12 @@ def test_the_pth_line_activates_when_site_reads_it_late(
         "import tiktoken, tiktoken_ext.openai_public as p\n"
         "print(tiktoken.Encoding(**p.o200k_base()).encode('hello world'))"
     )
-    assert offline_python(runtime_venv, code, tmp_path, "-S").stdout.strip() == "[24912, 2375]"
+    assert offline_python(companion_venv, code, tmp_path, "-S").stdout.strip() == "[24912, 2375]"
 
 
-def test_import_hooks_and_loaders_stay_as_they_were(runtime_venv: Path, tmp_path: Path) -> None:
+def test_import_hooks_and_loaders_stay_as_they_were(companion_venv: Path, tmp_path: Path) -> None:
     """pytest's assertion rewriting still rewrites; tiktoken keeps its own loader and resources."""
-    run([str(runtime_venv), "-m", "pip", "install", "-q", "pytest"], env=clean_env())
+    run([str(companion_venv), "-m", "pip", "install", "-q", "pytest"], env=clean_env())
     (tmp_path / "test_in_venv.py").write_text(
         "import importlib.resources, sys, tiktoken, tiktoken_ext.openai_public as p\n"
         "def test_loader():\n"
@@ -274,13 +294,13 @@ def test_import_hooks_and_loaders_stay_as_they_were(runtime_venv: Path, tmp_path
         "def test_rewritten():\n"
         "    assert tiktoken.Encoding(**p.cl100k_base()).encode('hello world') == [1, 2]\n"
     )
-    result = run(offline([runtime_venv, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)]),
+    result = run(offline([companion_venv, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)]),
                  env=clean_env(TMPDIR=str(tmp_path)), check=False)  # fmt: skip
     assert "1 failed, 1 passed" in result.stdout, result.stdout
     assert "assert [15339, 1917] == [1, 2]" in result.stdout  # rewritten by pytest, served offline
 
 
-def test_a_hook_that_asks_the_other_finders_by_keyword_still_imports(runtime_venv: Path, tmp_path: Path) -> None:
+def test_a_hook_that_asks_the_other_finders_by_keyword_still_imports(companion_venv: Path, tmp_path: Path) -> None:
     """Before tiktoken is imported, a front hook that passes ``target=`` on to every other finder
     (Mercurial's and birdseye's do) reaches the trigger: it must take keywords like any finder."""
     (tmp_path / "demo_mod.py").write_text("VALUE = 42\n")
@@ -296,14 +316,17 @@ def test_a_hook_that_asks_the_other_finders_by_keyword_still_imports(runtime_ven
         "import demo_mod, tiktoken, tiktoken.load\n"
         "print(demo_mod.VALUE, getattr(tiktoken.load.read_file_cached, '__tiktoken_encodings_offline__', False))"
     )
-    result = offline_python(runtime_venv, code, tmp_path, PYTHONPATH=str(tmp_path))
+    result = offline_python(companion_venv, code, tmp_path, PYTHONPATH=str(tmp_path))
     assert result.stdout.split() == ["42", "True"]
 
 
-def test_a_broken_package_leaves_tiktoken_working_and_says_so(full_wheel: Path, tmp_path: Path) -> None:
+def test_a_broken_package_leaves_tiktoken_working_and_says_so(
+    full_wheel: Path, companion_wheel: Path, tmp_path: Path
+) -> None:
     """The hook never raises: with the package damaged, start-up and tiktoken go on as without it."""
     target = tmp_path / "site"
-    run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(full_wheel)])
+    wheels = [str(full_wheel), str(companion_wheel)]
+    run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), *wheels])
     (target / "tiktoken_encodings_offline" / "__init__.py").write_text("raise RuntimeError('damaged on purpose')\n")
     code = (
         f"import site; site.addsitedir({str(target)!r}); print('started')\n"
@@ -315,34 +338,18 @@ def test_a_broken_package_leaves_tiktoken_working_and_says_so(full_wheel: Path, 
     assert "RuntimeError: damaged on purpose" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_a_package_folder_gone_is_said_once_and_both_modules_work(full_wheel: Path, tmp_path: Path) -> None:
-    """The .pth line and the hook module are there, the package folder is not: one notice per process."""
-    python = make_venv(tmp_path / "venv", str(full_wheel), "openai-harmony")
-    shutil.rmtree(site_packages(python) / "tiktoken_encodings_offline")
-    code = (
-        "import tiktoken, openai_harmony, tiktoken_ext.openai_public as p\n"
-        "try:\n    tiktoken.get_encoding('cl100k_base')  # loads the plugin too\n"
-        "except Exception as error:\n    print(type(error).__name__)\n"
-        "print(tiktoken.Encoding(**p.o200k_base()).encode('hello world'))"
-    )
-    result = offline_python(python, code, tmp_path, check=False)
-    assert result.stdout.split() == ["ConnectionError"]
-    assert result.returncode == 1 and "ConnectionError" in result.stderr  # plain tiktoken, offline
-    notice = "tiktoken-encodings-offline: not active, tiktoken works as without it (ModuleNotFoundError"
-    assert result.stderr.count("tiktoken-encodings-offline: not active") == 1 and notice in result.stderr
-
-
 def test_editable_install_activates_with_no_import(
-    files_dir: Path, tmp_path: Path, direct_reference: dict[str, object]
+    files_dir: Path, companion_wheel: Path, tmp_path: Path, direct_reference: dict[str, object]
 ) -> None:
+    """The base installed editable (its files staged into src/), the companion beside it."""
     project = copy_project(tmp_path / "project")
     python = make_venv(tmp_path / "venv", "tiktoken")
     env = clean_env(TIKTOKEN_ENCODINGS_OFFLINE_SOURCE_DIR=str(files_dir), TIKTOKEN_ENCODINGS_OFFLINE_CACHE_DIR="")
-    run([str(python), "-m", "pip", "install", "-q", "-e", str(project)], env=env)
+    run([str(python), "-m", "pip", "install", "-q", "-e", str(project), str(companion_wheel)], env=env)
     site = site_packages(python)
     assert sorted(p.name for p in site.glob("*tiktoken_encodings_offline*.pth")) == [
         "_editable_impl_tiktoken_encodings_offline.pth",  # hatchling's: puts src/ on sys.path
-        "tiktoken_encodings_offline.pth",  # ours, run after it (names sort "_" first)
+        START_LINE,  # the companion's (the base's editable install adds none)
     ]
     out = json.loads(offline_python(python, DIRECT_CALLS, tmp_path).stdout)
     assert out.pop("activated") is True
@@ -367,9 +374,10 @@ print(json.dumps({"tokens": tokens, "text": encoding.decode(tokens),
 
 
 @pytest.fixture(scope="module")
-def harmony_venv(full_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A venv holding only tiktoken, openai-harmony and the wheel."""
-    return make_venv(tmp_path_factory.mktemp("harmony") / "venv", str(full_wheel), "openai-harmony")
+def harmony_venv(full_wheel: Path, companion_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A venv holding only tiktoken, openai-harmony, the base wheel and the companion."""
+    wheels = (str(full_wheel), str(companion_wheel))
+    return make_venv(tmp_path_factory.mktemp("harmony") / "venv", *wheels, "openai-harmony")
 
 
 def test_openai_harmony_renders_and_parses_with_no_import_and_no_variable(
@@ -417,7 +425,7 @@ ACTIVATED = "getattr(sys.modules['tiktoken.load'].read_file_cached, '__tiktoken_
 
 @pytest.mark.parametrize("disabled", [False, True], ids=["active", "switched-off"])
 def test_an_import_hook_after_the_finder_still_loads_tiktoken(
-    runtime_venv: Path, tmp_path: Path, disabled: bool
+    companion_venv: Path, tmp_path: Path, disabled: bool
 ) -> None:
     """The finder hands a watched import to the finders after it, in order: an import hook placed
     after it (before PathFinder) is the one that loads tiktoken.load, and the package activates after.
@@ -448,9 +456,67 @@ def test_an_import_hook_after_the_finder_still_loads_tiktoken(
         f"print(getattr(tiktoken.load, 'LOADED_BY', None), {ACTIVATED})"
     )
     switch = {"TIKTOKEN_ENCODINGS_OFFLINE_DISABLE": "1"} if disabled else {}
-    order, loaded = offline_python(runtime_venv, code, tmp_path, **switch).stdout.splitlines()
+    order, loaded = offline_python(companion_venv, code, tmp_path, **switch).stdout.splitlines()
     assert order == f"{FINDER} Hook"
     assert loaded == f"Hook {not disabled}"
+
+
+LEGACY_FINDER = """
+import sys
+from importlib.machinery import PathFinder
+class Marking:
+    def __init__(self, loader):
+        self.loader = loader
+    def create_module(self, spec):
+        return None
+    def exec_module(self, module):
+        module.LOADED_BY = "Legacy"
+        self.loader.exec_module(module)
+class Legacy:  # six before 1.16, old plugin loaders: find_module only
+    def find_module(self, fullname, path=None):
+        if fullname == "tiktoken.load" and {claims}:
+            return Marking(PathFinder.find_spec(fullname, path).loader)
+        return None
+sys.meta_path.insert(1, Legacy())
+"""
+LOADED_BY = "\nprint(getattr(tiktoken.load, 'LOADED_BY', None))"
+
+
+@pytest.mark.parametrize("claims", [False, True], ids=["declines-every-name", "loads-tiktoken.load"])
+def test_a_find_module_only_finder_after_the_finder_still_activates(
+    companion_venv: Path, direct_reference: dict[str, object], tmp_path: Path, claims: bool
+) -> None:
+    """Issue 28, item 2a: such a finder placed after ours is skipped (Python 3.12 on) or asked through
+    find_module (3.9 to 3.11) exactly as Python would; either way the direct calls are served."""
+    code = LEGACY_FINDER.format(claims=claims) + DIRECT_CALLS + LOADED_BY
+    out, loaded_by = offline_python(companion_venv, code, tmp_path).stdout.splitlines()
+    served = json.loads(out)
+    assert served.pop("activated") is True
+    assert served == direct_reference
+    python_asks_it = sys.version_info < (3, 12)  # the venv's Python is this one
+    assert loaded_by == ("Legacy" if claims and python_asks_it else "None")
+
+
+@pytest.fixture(scope="module")
+def typeguard_venv(companion_venv: Path) -> Path:
+    run([str(companion_venv), "-m", "pip", "install", "-q", "typeguard>=4"], env=clean_env())
+    return companion_venv
+
+
+def test_typeguards_import_hook_in_front_still_activates(
+    typeguard_venv: Path, direct_reference: dict[str, object], tmp_path: Path
+) -> None:
+    """Issue 28, item 2b: what `pytest --typeguard-packages=tiktoken` does. typeguard's hook goes first
+    and resolves tiktoken's modules through PathFinder itself; ours moves back in front of it at the next
+    import it is asked about, then asks it like any finder after it: tiktoken.load is instrumented by
+    typeguard (its loader) and served by the package."""
+    hook = "from typeguard import install_import_hook\ninstall_import_hook('tiktoken')\n"
+    loader = "\nprint(type(tiktoken.load.__loader__).__name__)"
+    out, loader_name = offline_python(typeguard_venv, hook + DIRECT_CALLS + loader, tmp_path).stdout.splitlines()
+    served = json.loads(out)
+    assert served.pop("activated") is True
+    assert served == direct_reference
+    assert loader_name == "TypeguardLoader"
 
 
 LAZY_TIKTOKEN = (
@@ -469,7 +535,7 @@ LAZY_TIKTOKEN = (
     ids=["import-tiktoken.load", "attribute-then-openai_public"],
 )
 def test_tiktoken_imported_through_lazyloader_activates_one_tiktoken_load(
-    runtime_venv: Path, tmp_path: Path, first_use: str
+    companion_venv: Path, tmp_path: Path, first_use: str
 ) -> None:
     """importlib.util.LazyLoader runs tiktoken at its first use, which may be `import tiktoken.load`
     itself: the tiktoken.load that Python keeps is the one served, before any get_encoding."""
@@ -479,7 +545,7 @@ def test_tiktoken_imported_through_lazyloader_activates_one_tiktoken_load(
         "import tiktoken_ext.openai_public as p\n"
         "print(tiktoken.Encoding(**p.o200k_base()).encode('hello world'))"
     )
-    assert offline_python(runtime_venv, code, tmp_path).stdout.splitlines() == ["True True", "[24912, 2375]"]
+    assert offline_python(companion_venv, code, tmp_path).stdout.splitlines() == ["True True", "[24912, 2375]"]
 
 
 # Threads importing tiktoken and openai_harmony at once; a watcher counts the finders all along.
@@ -538,40 +604,3 @@ def test_concurrent_first_imports_leave_one_finder_then_none_and_say_a_notice_on
             assert state == "broken" and notices == 1, result.stderr
         else:
             assert state == "True" and notices == 0, result.stderr
-
-
-@pytest.fixture(scope="module")
-def no_hook_wheel(files_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    wheel, _ = build_wheel(
-        tmp_path_factory.mktemp("no-hook"), build_env(files_dir, TIKTOKEN_ENCODINGS_OFFLINE_STARTUP_HOOK="0")
-    )
-    assert wheel is not None
-    return wheel
-
-
-def test_a_wheel_built_with_no_start_up_hook_serves_get_encoding_offline(
-    no_hook_wheel: Path, full_wheel: Path, runtime_venv: Path, tmp_path: Path
-) -> None:
-    """startup-hook = false: no .pth and no hook module, every other file the same; tiktoken's plugin
-    still serves get_encoding offline, and doctor says which wheel this is and what needs an import."""
-    startup_files = {"tiktoken_encodings_offline.pth", f"{START_MODULE}.py"}
-    without, full = wheel_members(no_hook_wheel), wheel_members(full_wheel)
-    assert startup_files <= set(full) and not startup_files & set(without)
-    assert not [name for name in without if name.endswith((".pth", ".start"))]
-    differ = {name for name in set(full) | set(without) if full.get(name) != without.get(name)}
-    assert {name for name in differ if not name.endswith("/RECORD")} == startup_files
-
-    python = make_venv(tmp_path / "venv", "tiktoken")
-    run([str(python), "-m", "pip", "install", "-q", "--no-deps", str(no_hook_wheel)], env=clean_env())
-    code = (
-        f"import sys; print({START_MODULE!r} in sys.modules, 'tiktoken_encodings_offline' in sys.modules)\n"
-        "import tiktoken; print(tiktoken.get_encoding('o200k_base').encode('hello world'))"
-    )
-    assert offline_python(python, code, tmp_path).stdout.split() == ["False", "False", "[24912,", "2375]"]
-    doctor = [python, "-m", "tiktoken_encodings_offline", "doctor"]
-    line = next(x for x in run(offline(doctor), env=clean_env()).stdout.splitlines() if x.startswith("start-up hook"))
-    assert (
-        "none (a wheel built with startup-hook = false)" in line and "need `import tiktoken_encodings_offline`" in line
-    )
-    report = json.loads(run(offline([runtime_venv, *doctor[1:], "--json"]), env=clean_env()).stdout)
-    assert report["startup_hook"] == "active"

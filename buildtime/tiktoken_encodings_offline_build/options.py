@@ -32,9 +32,15 @@ OPTION_KEYS = (
     "total-timeout",
     "retries",
     "workers",
-    "startup-hook",
 )
-STARTUP_FILES = ("_tiktoken_encodings_offline_startup.py", "tiktoken_encodings_offline.pth")
+# Options that are gone, and what to do instead: a build that still sets one fails saying so.
+REMOVED = {
+    "startup-hook": (
+        "the wheel never has a start-up file now; the start-up line is the companion distribution "
+        'tiktoken-encodings-offline-autostart (pip install "tiktoken-encodings-offline[autostart]"). '
+        "Fix: remove the setting"
+    ),
+}
 HATCH_KEYS = {"path", "dependencies", "require-runtime-dependencies"}
 SECRET_ENV = ENV_PREFIX + "MIRROR_TOKEN"  # from the environment only, never from a file
 
@@ -49,6 +55,10 @@ def env_name(key: str) -> str:
 
 def read_options(table: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, tuple[str, str]]:
     """The options that are set, as key -> (value, where): the environment wins over the table."""
+    for key, instead in REMOVED.items():
+        if env_name(key) in environ or key in table:
+            where = env_name(key) if env_name(key) in environ else f"pyproject.toml key {key!r}"
+            raise OptionError(f"{where} is no longer an option: {instead}")
     unknown = sorted(set(table) - set(OPTION_KEYS) - HATCH_KEYS)
     if unknown:
         raise OptionError(f"unknown option(s) {unknown} in the build hook's table; valid: {list(OPTION_KEYS)}")
@@ -73,14 +83,6 @@ def _flag(options: Mapping[str, tuple[str, str]], key: str) -> bool:
     if value.lower() in ("1", "true", "yes", "on"):
         return True
     raise OptionError(f"{where}={value!r}: expected 1/0, true/false, yes/no or on/off")
-
-
-def startup_files(options: Mapping[str, tuple[str, str]], src: Path) -> dict[str, str]:
-    """The start-up hook's files (the .pth line and the module it imports) as force-include entries,
-    source -> name in the wheel; none with ``startup-hook = false``."""
-    if options.get("startup-hook", ("", ""))[0] and not _flag(options, "startup-hook"):
-        return {}
-    return {str(src / name): name for name in STARTUP_FILES}
 
 
 def _seconds(options: Mapping[str, tuple[str, str]], key: str, default: float) -> float:

@@ -21,8 +21,8 @@ TIKTOKEN_MISSING = (
     "tiktoken is not installed (pip install --no-deps skips it, and this package needs it); fix: pip install tiktoken"
 )
 
-START_MODULE = "_tiktoken_encodings_offline_startup"  # what the wheel's .pth line imports
-START_LINE = "tiktoken_encodings_offline.pth"
+START_MODULE = "_tiktoken_encodings_offline_startup"  # what the companion's .pth line imports
+START_LINE = "tiktoken_encodings_offline_autostart.pth"  # tiktoken-encodings-offline-autostart's
 
 NOT_BUILT = f"{DISABLE_ENV} is set: not built, as that would switch the package on; unset it to build each encoding"
 

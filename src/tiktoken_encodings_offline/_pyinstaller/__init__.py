@@ -6,8 +6,8 @@
   ``tiktoken.registry``, not ``tiktoken``, so that a ``hook-tiktoken.py`` from tiktoken itself
   (its PRs #509 and #529 propose one) or from the user runs as well instead of replacing it.
 * ``hook-tiktoken_encodings_offline.py``: the vendored files and the record.
-* ``rthooks/pyi_rth_encodings_offline.py``: the frozen app has no site-packages and so
-  no ``.pth``; this run-time hook installs the same start-up hook before the app's code runs.
+* ``rthooks/pyi_rth_encodings_offline.py``: the frozen app reads no ``.pth``; this run-time hook
+  imports the package, which activates it, before the app's code runs.
 """
 
 from __future__ import annotations

@@ -9,5 +9,4 @@ datas = collect_data_files("tiktoken_encodings_offline")
 hiddenimports = [
     *collect_submodules("tiktoken_encodings_offline", filter=lambda name: "._pyinstaller" not in name),
     "tiktoken_ext.tiktoken_encodings_offline",
-    "_tiktoken_encodings_offline_startup",
 ]
