@@ -22,7 +22,6 @@ from helpers import MANIFEST, clean_env, make_venv, offline, run
 
 # Before the packaging split (issue 27.1) the full wheel still carries the start-up line: these
 # tests remove it, so that what they check is the import alone, as with the base wheel.
-START_FILES = ("tiktoken_encodings_offline.pth", "_tiktoken_encodings_offline_startup.py")
 TIKTOKEN_SITE = sysconfig.get_paths()["purelib"]  # this interpreter's tiktoken, for python -S
 
 O200K, R50K = MANIFEST.blobs_for(["o200k_base"])[0], MANIFEST.blobs_for(["r50k_base"])[0]
@@ -48,24 +47,16 @@ print(json.dumps({{
 """
 
 
-def remove_start_files(folder: Path) -> None:
-    for name in START_FILES:
-        (folder / name).unlink(missing_ok=True)
-
-
 @pytest.fixture(scope="module")
 def target(full_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("import") / "target"
     run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(folder), str(full_wheel)])
-    remove_start_files(folder)
     return folder
 
 
 @pytest.fixture(scope="module")
 def base_venv(full_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     python = make_venv(tmp_path_factory.mktemp("import") / "venv", str(full_wheel))
-    site = run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip()
-    remove_start_files(Path(site))
     return python
 
 

@@ -75,7 +75,7 @@ def check_sbom(wheel: Path, version: str, encodings: list[str]) -> dict[str, Any
     # (issue 28, item 9: manifest.json and rthooks.dat too) as "data", the code as "file".
     listed = {c["evidence"]["occurrences"][0]["location"]: c for c in bom["components"] if c["type"] != "library"}
     carried = {member for member in members if ".dist-info/" not in member}
-    data_members = {member for member in carried if not member.endswith((".py", ".pth"))}
+    data_members = {member for member in carried if not member.endswith(".py")}
     assert {f"{PACKAGE}manifest.json", f"{PACKAGE}_pyinstaller/rthooks.dat"} <= data_members
     assert data_members - set(listed) == set(), "data files the SBOM does not list"
     assert set(listed) == carried

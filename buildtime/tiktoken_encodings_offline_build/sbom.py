@@ -5,7 +5,7 @@ every file the wheel carries outside ``.dist-info``, each with its SHA-256: each
 ``data`` with its canonical URL (an ``externalReferences`` entry of type ``distribution``) and its
 terms as the README states them; each pre-parsed table as ``data`` derived from its blob(s)
 (``pedigree.ancestors``); the two records; and the package's own files (the code as ``file``, the
-rest, ``manifest.json`` first among them, as ``data``; a ``.pth`` is code). The ``.dist-info`` files are hatchling's
+rest, ``manifest.json`` first among them, as ``data``). The ``.dist-info`` files are hatchling's
 metadata, hashed in its ``RECORD``, which the SBOM cannot list: ``RECORD`` holds the SBOM's own
 hash. It is built from the staged folders themselves, so a file the SBOM cannot describe fails
 the build. Nothing depends on time, paths or randomness: keys are sorted and the serial number is a
@@ -160,9 +160,8 @@ OWN_FILES = {  # what a reader of the SBOM would want said of the package's own 
     "tiktoken_encodings_offline/manifest.json": "the manifest: each encoding's files with their URL, size and the "
     "SHA-256 tiktoken pins, which every check of the build and the run time trusts",
     "tiktoken_encodings_offline/_pyinstaller/rthooks.dat": "PyInstaller's list of this package's run-time hooks",
-    "tiktoken_encodings_offline.pth": "the start-up line Python's site module runs (README: what the .pth line runs)",
 }
-CODE_SUFFIXES = (".py", ".pth")  # a .pth line is run at every start: code, not data
+CODE_SUFFIXES = (".py",)
 
 
 def own_file_component(path: Path, member: str, package: Package) -> dict[str, Any]:

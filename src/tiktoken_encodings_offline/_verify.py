@@ -203,7 +203,8 @@ def startup_hook_problem() -> str | None:
         what = f"imports {START_MODULE}, which cannot be used ({error})"
     return (
         f"{line} {what}: nothing activates the package at the first import of `tiktoken.load` or `openai_harmony` "
-        f"(only tiktoken's get_encoding does); {FIX}"
+        "(only tiktoken's get_encoding does); reinstall the companion "
+        "(pip install --force-reinstall --no-deps tiktoken-encodings-offline-autostart)"
     )
 
 
