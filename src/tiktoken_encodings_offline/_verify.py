@@ -9,7 +9,7 @@ import threading
 from dataclasses import dataclass, field, replace
 from importlib.metadata import version
 
-from ._files import DISABLE_ENV, FIX, PACKAGE_DIR, _env_flag, inspect, misnamed_row, read_regular_file
+from ._files import DISABLE_ENV, PACKAGE_DIR, _env_flag, inspect, misnamed_row, read_regular_file
 from ._manifest import sha256_file
 
 TYPE_CHECKING = False
