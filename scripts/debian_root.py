@@ -53,8 +53,10 @@ class RootSpec:
     def stamp(self) -> dict[str, object]:
         code = inspect.getsource(ensure_root) + inspect.getsource(build_free_threaded) + FREE_THREADED_BUILD
         recipe = hashlib.sha256(code.encode()).hexdigest()
-        stamp = {"suite": self.suite, "mirror": MIRROR, "packages": sorted(self.packages), "recipe": recipe}
-        return stamp | ({"free_threaded_source": self.free_threaded_source} if self.free_threaded_source else {})
+        stamp: dict[str, object] = {"suite": self.suite, "mirror": MIRROR, "packages": sorted(self.packages)}
+        if self.free_threaded_source:
+            stamp["free_threaded_source"] = self.free_threaded_source
+        return stamp | {"recipe": recipe}
 
 
 def cache_dir() -> Path:
