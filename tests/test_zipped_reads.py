@@ -46,7 +46,10 @@ ids = {{name: tiktoken.get_encoding(name).encode(MIXED_TEXT, allowed_special="al
 import tiktoken_encodings_offline
 from tiktoken.load import load_tiktoken_bpe
 ranks = load_tiktoken_bpe({url!r}, {sha256!r})
-print(json.dumps({{"ids": ids, "ranks": len(ranks), "served": tiktoken_encodings_offline.verify(load=False).ok}}))
+from tiktoken_encodings_offline._manifest import load_manifest  # what doctor and strict mode's message read
+blobs = len(load_manifest().blobs)
+print(json.dumps({{"ids": ids, "ranks": len(ranks), "served": tiktoken_encodings_offline.verify(load=False).ok,
+                   "manifest": blobs}}))
 """
 NAMES = ["cl100k_base", "o200k_base", "gpt2"]
 
@@ -62,7 +65,7 @@ def check_served(result: Any, reference: dict[str, Any]) -> None:
     assert result.stderr == ""
     served = json.loads(result.stdout.splitlines()[-1])
     assert served["ids"] == {name: reference["encodings"][name] for name in NAMES}
-    assert served["ranks"] == 50256 and served["served"] is True
+    assert served["ranks"] == 50256 and served["served"] is True and served["manifest"] == len(MANIFEST.blobs)
 
 
 @pytest.mark.parametrize("entry", ["teo.zip", "./deps/../teo.zip", "ABSOLUTE"])
