@@ -35,12 +35,13 @@ DATA_DIR = os.path.join(PACKAGE_DIR, "data")  # in a zipped install, a path insi
 _archive: Callable[[str], bytes] | None = None
 _member_prefix: str | None = None  # zipimport: the archive's own name of PACKAGE_DIR, with a separator
 if not os.path.isdir(PACKAGE_DIR):
+    import zipimport  # imported by every start-up: its importer is on sys.path_hooks
+
     _archive = getattr(__spec__.loader, "get_data", None)
     # The archive's name on sys.path may be relative ("deps/x.zip"), which PACKAGE_DIR is not: the
     # member's own name is what zipimport looks up whatever form the path has.
-    _prefix = getattr(__spec__.loader, "prefix", None)
-    if isinstance(getattr(__spec__.loader, "archive", None), str) and isinstance(_prefix, str):
-        _member_prefix = _prefix
+    if isinstance(__spec__.loader, zipimport.zipimporter):
+        _member_prefix = __spec__.loader.prefix
 IN_ARCHIVE = _archive is not None
 copies: list[str] = []  # real folders holding a copy of the archive's files (see _zipped)
 ARCHIVE_READ_ATTEMPTS = 3  # zipimport's reader fails at times when another thread reads at once
