@@ -114,6 +114,70 @@ def test_a_read_that_fails_once_is_tried_again_never_called_damage_nor_downloade
     assert failed >= 10  # the record, the manifest, tables and blobs: each failed its first read
 
 
+# zipimport's flag itself: a read while another is under way fails, as it does when two threads set
+# up the decompressor at once; each read lasts long enough for threads released together to meet.
+FLAG_READER = """
+import time, zipimport
+_original = zipimport.zipimporter.get_data
+_inside, _collisions = [], []
+
+def get_data(self, pathname):
+    if _inside:
+        _collisions.append(pathname)
+        raise zipimport.ZipImportError("can't decompress data; zlib not available")
+    _inside.append(pathname)
+    try:
+        time.sleep(0.05)
+        return _original(self, pathname)
+    finally:
+        _inside.pop()
+
+zipimport.zipimporter.get_data = get_data
+"""
+# tiktoken builds one encoding at a time (its registry's lock): direct loads run side by side.
+FIRST_LOADS_AT_ONCE = """
+import json, sys, threading
+sys.path.insert(0, {archive!r})
+sys.path.insert(0, {probe_dir!r})
+from probe_encodings import MIXED_TEXT
+import tiktoken_encodings_offline, tiktoken
+from tiktoken.load import load_tiktoken_bpe
+names, blobs = {names!r}, {blobs!r}
+barrier, ids, sizes = threading.Barrier(len(names) + len(blobs)), {{}}, {{}}
+
+def first_encoding(name):
+    barrier.wait()
+    ids[name] = tiktoken.get_encoding(name).encode(MIXED_TEXT, allowed_special="all")
+
+def direct_load(url, sha256):
+    barrier.wait()
+    sizes[url] = len(load_tiktoken_bpe(url, sha256))
+
+threads = [threading.Thread(target=first_encoding, args=(name,)) for name in names]
+threads += [threading.Thread(target=direct_load, args=blob) for blob in blobs]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(json.dumps({{"ids": ids, "sizes": sizes, "collisions": len(_collisions)}}))
+"""
+
+
+def test_threads_read_the_archive_in_turn(zipped: Path, reference: dict[str, Any], tmp_path: Path) -> None:
+    names = list(reference["encodings"])
+    blobs = [(blob.url, blob.sha256) for blob in MANIFEST.blobs.values() if blob.url.endswith(".tiktoken")]
+    code = FLAG_READER + FIRST_LOADS_AT_ONCE.format(
+        archive=str(zipped), probe_dir=str(PROBE.parent), names=names, blobs=blobs
+    )
+    result = run(offline([sys.executable, "-c", code]), env=no_home_env(tmp_path), check=False)
+    assert result.returncode == 0 and result.stderr == "", result.stderr[-3000:]
+    served = json.loads(result.stdout)
+    assert served["collisions"] == 0  # no read began while another was under way
+    assert served["ids"] == reference["encodings"]
+    sizes = {"r50k_base": 50256, "p50k_base": 50280, "cl100k_base": 100256, "o200k_base": 199998}
+    assert served["sizes"] == {url: sizes[url.rsplit("/", 1)[1].split(".")[0]] for url, _ in blobs}
+
+
 def test_a_member_that_never_reads_is_named_and_the_rest_served(
     zipped: Path, reference: dict[str, Any], tmp_path: Path
 ) -> None:
