@@ -5,7 +5,9 @@
 Per interpreter: build the wheel with it (hatchling's newest release for it), install it with each
 listed tiktoken (binary wheels only), and, with no network: every encoding's ids against plain
 tiktoken's on the real files, a zipped install, a read-only install, ``verify``, and the start-up
-activation when the wheel carries a ``.pth``/``.start`` file. Prints a table; exits 1 on any failure.
+activation when the wheel carries a ``.pth``/``.start`` file; on the free-threaded builds (3.13t,
+3.14t, compiled from Debian's source packages), threads released at once on their first loads,
+zipped and installed, with the GIL off. Prints a table; exits 1 on any failure.
 INTERPRETERS is the one list of what is tested: the classifiers and the README's "Tested on" line
 are checked against it (tests/test_matrix_metadata.py). Needs root; see docs/matrix.md.
 """
@@ -90,11 +92,11 @@ def readme_tested_on_line() -> str:
     )
 
 
-def root_specs(interpreters: tuple[Interpreter, ...] = INTERPRETERS) -> dict[str, RootSpec]:
+def root_specs() -> dict[str, RootSpec]:
     """Each interpreter's root by name: one per suite (their packages together), one per free-threaded build."""
     packages: dict[str, set[str]] = {}
     specs = {}
-    for interp in interpreters:
+    for interp in INTERPRETERS:
         spec = interp.root_spec()
         if interp.free_threaded:
             specs[spec.name] = spec
