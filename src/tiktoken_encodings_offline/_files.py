@@ -180,7 +180,7 @@ def misnamed_row(folder: str, rows: list[Row]) -> str | None:
 
 
 def _in_archive(path: str) -> bool:
-    return IN_ARCHIVE and (path == PACKAGE_DIR or path.startswith(PACKAGE_DIR + os.sep))
+    return IN_ARCHIVE and path.startswith(PACKAGE_DIR)
 
 
 def read_regular_file(path: str, limit: int, size: int | None = None) -> bytes:
