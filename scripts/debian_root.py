@@ -42,10 +42,21 @@ class RootError(Exception):
 class RootSpec:
     suite: str
     packages: tuple[str, ...]
+    # A Debian source package of CPython (python3.13) built free-threaded into the root, and the
+    # root's own folder name then (a root of its own: the build is slow and needs a compiler).
+    free_threaded_source: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"{self.suite}-{self.free_threaded_source}t" if self.free_threaded_source else self.suite
 
     def stamp(self) -> dict[str, object]:
-        recipe = hashlib.sha256(inspect.getsource(ensure_root).encode()).hexdigest()
-        return {"suite": self.suite, "mirror": MIRROR, "packages": sorted(self.packages), "recipe": recipe}
+        code = inspect.getsource(ensure_root) + inspect.getsource(build_free_threaded) + FREE_THREADED_BUILD
+        recipe = hashlib.sha256(code.encode()).hexdigest()
+        stamp: dict[str, object] = {"suite": self.suite, "mirror": MIRROR, "packages": sorted(self.packages)}
+        if self.free_threaded_source:
+            stamp["free_threaded_source"] = self.free_threaded_source
+        return stamp | {"recipe": recipe}
 
 
 def cache_dir() -> Path:
@@ -53,7 +64,7 @@ def cache_dir() -> Path:
 
 
 def root_path(spec: RootSpec) -> Path:
-    return cache_dir() / spec.suite
+    return cache_dir() / spec.name
 
 
 def is_fresh(spec: RootSpec) -> bool:
@@ -80,9 +91,9 @@ def ensure_root(spec: RootSpec, log: Path) -> Path:
     if is_fresh(spec):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    for leftover in target.parent.glob(f".{spec.suite}-*"):  # from an interrupted run
+    for leftover in target.parent.glob(f".{spec.name}-*"):  # from an interrupted run
         shutil.rmtree(leftover, ignore_errors=True)
-    building = target.with_name(f".{spec.suite}-building-{os.getpid()}")
+    building = target.with_name(f".{spec.name}-building-{os.getpid()}")
     cmd = [
         "debootstrap",
         "--variant=minbase",
@@ -111,13 +122,57 @@ def ensure_root(spec: RootSpec, log: Path) -> Path:
             f"{', '.join(spec.packages)}. The end of its logs ({log}, {kept}):\n{''.join(lines)}"
             f"Fix: check that {MIRROR} is reachable and that {spec.suite} still ships these packages."
         )
+    if spec.free_threaded_source:
+        build_free_threaded(building, spec, log)
     (building / STAMP).write_text(json.dumps(spec.stamp(), indent=1) + "\n", encoding="utf-8")
-    old = target.with_name(f".{spec.suite}-old-{os.getpid()}")
+    old = target.with_name(f".{spec.name}-old-{os.getpid()}")
     if target.exists():
         target.rename(old)
     building.rename(target)
     shutil.rmtree(old, ignore_errors=True)
     return target
+
+
+# Run in the new root, with network: Debian's source package of CPython, its upstream (orig)
+# tarball configured free-threaded, built and installed under /usr/local (python3.Xt, pip with it).
+# Nothing the interpreter does not need: no PGO, no LTO, no test modules; the sources are removed.
+FREE_THREADED_BUILD = """
+echo "deb-src $MIRROR $SUITE main" > /etc/apt/sources.list.d/deb-src.list
+# debootstrap does not check a Release file's Valid-Until; a mirror's copy of sid may be past it
+apt-get -q -o Acquire::Check-Valid-Until=false update
+rm -rf /build && mkdir /build && cd /build
+apt-get source --download-only -q "$SOURCE"
+tar xf "$(ls "$SOURCE"_*.orig.tar.* | grep -v '[.]asc$')"
+cd Python-*/
+./configure -q --prefix=/usr/local --disable-gil --with-ensurepip=install --disable-test-modules
+make -s -j"$JOBS"
+make -s install
+cd / && rm -rf /build /var/lib/apt/lists/* /var/cache/apt/archives/*.deb
+"""
+FREE_THREADED_JOBS = 2  # CI's machine has two cores
+FREE_THREADED_TIMEOUT = 3600  # seconds for the download and the build, under load
+
+
+def build_free_threaded(root: Path, spec: RootSpec, log: Path) -> None:
+    """Build ``spec.free_threaded_source`` free-threaded into the fresh root; RootError names the cause."""
+    prepare_network(root)
+    source = spec.free_threaded_source
+    env = {"MIRROR": MIRROR, "SUITE": spec.suite, "SOURCE": source, "JOBS": str(FREE_THREADED_JOBS)}
+    started = time.monotonic()
+    result = run_in_root(root, ["sh", "-exc", FREE_THREADED_BUILD], network=True, env=env,
+                         timeout=FREE_THREADED_TIMEOUT)  # fmt: skip
+    took = time.monotonic() - started
+    with open(log, "a", encoding="utf-8") as out:
+        out.write(f"{result.stdout}\n{result.stderr}\n[exit {result.returncode} after {took:.0f} s]\n")
+    if result.returncode != 0:
+        shutil.rmtree(root, ignore_errors=True)
+        lines = result.stderr.strip().splitlines()[-6:]
+        raise RootError(
+            f"cannot build free-threaded {spec.free_threaded_source} from {spec.suite}'s source package (exit "
+            f"{result.returncode}); the end of its log ({log}):\n" + "\n".join(lines) + "\n"
+            f"Fix: check that {MIRROR} is reachable and that {spec.suite} still has the source package "
+            f"{spec.free_threaded_source}."
+        )
 
 
 def host_ca_bundle() -> Path:

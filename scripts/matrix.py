@@ -6,7 +6,9 @@ Per interpreter: build both wheels with it (hatchling's newest release for it), 
 companion (autostart/), install the base with each listed tiktoken (binary wheels only), and, with no
 network: every encoding's ids against plain tiktoken's on the real files, a zipped install, a
 read-only install, ``verify``, that the base runs nothing at start-up, and, with the companion added,
-the zero-import activation of its ``.pth`` line. Prints a table; exits 1 on any failure.
+the zero-import activation of its ``.pth`` line; on the free-threaded builds (compiled from Debian's
+source packages), threads released at once on their first loads, zipped and installed, with and
+without the companion, the GIL off. Prints a table; exits 1 on any failure.
 INTERPRETERS is the one list of what is tested: the classifiers and the README's "Tested on" line
 are checked against it (tests/test_matrix_metadata.py). Needs root; see docs/matrix.md.
 """
@@ -45,13 +47,18 @@ CHECKS = (
     "read-only",
     "base-start-up",
     "companion",
+    "threads-zipped",
+    "threads",
+    "threads-zipped+companion",
+    "threads+companion",
 )
 COMPANION = "tiktoken-encodings-offline-autostart"
+THREAD_PROCESSES, THREADS = 20, 32  # the thread probe on the free-threaded rows (tests/probe_threads.py)
 
 
 @dataclass(frozen=True)
 class Interpreter:
-    version: str
+    version: str  # "3.13t": the free-threaded build, made from the suite's own source package
     suite: str
     extra_packages: tuple[str, ...] = ()
     tiktokens: tuple[str, ...] = (NEWEST,)  # 0.7.0 has wheels for CPython 3.8 to 3.12 only
@@ -59,6 +66,15 @@ class Interpreter:
     @property
     def python(self) -> str:
         return f"python{self.version}"
+
+    @property
+    def free_threaded(self) -> bool:
+        return self.version.endswith("t")
+
+    def root_spec(self) -> RootSpec:
+        if self.free_threaded:  # a root of its own: a compiler, the build's libraries, the interpreter in /usr/local
+            return RootSpec(self.suite, FREE_THREADED_BUILD_PACKAGES, f"python{self.version[:-1]}")
+        return RootSpec(self.suite, (self.python, f"{self.python}-venv", "ca-certificates", *self.extra_packages))
 
 
 INTERPRETERS = (
@@ -68,21 +84,45 @@ INTERPRETERS = (
     Interpreter("3.13", "trixie"),
     Interpreter("3.14", "sid"),
     Interpreter("3.15", "sid"),
+    # Free-threaded (--disable-gil), built from Debian's python3.X source package: docs/matrix.md.
+    # tiktoken 0.13.0 is the newest with a cp313t wheel. 3.14t (sid's python3.14, tiktoken 0.14.0's
+    # cp314t) is one line here once the Debian mirror serves that source package (docs/matrix.md).
+    Interpreter("3.13t", "trixie"),
 )
+# What CPython's configure and make need, and what pip needs of the interpreter: ssl, zlib, ctypes.
+FREE_THREADED_BUILD_PACKAGES = (
+    "ca-certificates", "gcc", "libc6-dev", "make", "pkgconf", "xz-utils", "libssl-dev", "zlib1g-dev", "libffi-dev",
+)  # fmt: skip
+
+
+FREE_THREADING_CLASSIFIER = "Programming Language :: Python :: Free Threading :: 3 - Stable"
 
 
 def readme_tested_on_line() -> str:
     """The README's marker line, generated from INTERPRETERS."""
-    versions = ", ".join(i.version for i in INTERPRETERS)
-    return f"Tested on: CPython {versions} (Debian's own interpreters, Linux x86_64; scripts/matrix.py)"
+    versions = ", ".join(i.version for i in INTERPRETERS if not i.free_threaded)
+    threaded = ", ".join(i.version for i in INTERPRETERS if i.free_threaded)
+    return (
+        f"Tested on: CPython {versions}, free-threaded {threaded} (Debian's own interpreters and source "
+        "packages, Linux x86_64; scripts/matrix.py)"
+    )
 
 
 def root_specs() -> dict[str, RootSpec]:
+    """Each interpreter's root by name: one per suite (their packages together), one per free-threaded build."""
     packages: dict[str, set[str]] = {}
+    specs = {}
     for interp in INTERPRETERS:
-        wanted = {interp.python, f"{interp.python}-venv", "ca-certificates", *interp.extra_packages}
-        packages.setdefault(interp.suite, set()).update(wanted)
-    return {suite: RootSpec(suite, tuple(sorted(names))) for suite, names in packages.items()}
+        spec = interp.root_spec()
+        if interp.free_threaded:
+            specs[spec.name] = spec
+        else:
+            packages.setdefault(spec.suite, set()).update(spec.packages)
+    return {suite: RootSpec(suite, tuple(sorted(names))) for suite, names in packages.items()} | specs
+
+
+def root_name(interp: Interpreter) -> str:
+    return interp.root_spec().name
 
 
 @dataclass
@@ -112,9 +152,13 @@ def reference_ids() -> dict[str, object]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TIKTOKEN")} | {"TIKTOKEN_CACHE_DIR": cache}
         cmd = ["unshare", "--net", sys.executable, str(PROJECT / "tests" / "probe_encodings.py")]
         result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, check=False)
-    if result.returncode != 0:
-        raise RootError(f"the reference ids (host tiktoken on {FILES_DIR}) failed:\n{result.stderr[-2000:]}")
-    return json.loads(result.stdout)  # type: ignore[no-any-return]
+        manifest = str(PROJECT / "src" / "tiktoken_encodings_offline" / "manifest.json")
+        cmd = ["unshare", "--net", sys.executable, str(PROJECT / "tests" / "probe_threads.py"), "reference", manifest]
+        threads = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, check=False)
+    if result.returncode != 0 or threads.returncode != 0:
+        stderr = (result.stderr + threads.stderr)[-2000:]
+        raise RootError(f"the reference ids (host tiktoken on {FILES_DIR}) failed:\n{stderr}")
+    return json.loads(result.stdout) | {"threads": json.loads(threads.stdout)}  # type: ignore[no-any-return]
 
 
 def compare_ids(stdout: str, reference: dict[str, object]) -> str:
@@ -190,6 +234,10 @@ class Runner:
 
     def check_tiktoken(self, tiktoken: str, wheel: Path) -> Row:
         row = Row(self.interp.version, tiktoken)
+        if not self.interp.free_threaded:  # the thread probe runs where no GIL hides a race
+            for check in CHECKS:
+                if check.startswith("threads"):
+                    row.results[check] = "n/a (GIL)"
         d, venv = self.inside, f"{self.inside}/tt-{tiktoken}"
         py, whl = f"{venv}/bin/python", f"{d}/dist/{wheel.name}"
         spec = "tiktoken" if tiktoken == NEWEST else f"tiktoken=={tiktoken}"
@@ -214,6 +262,9 @@ class Runner:
         row.results["zip-bare"] = self.verdict(bare)
         probe = f"{py} {d}/project/tests/probe_encodings.py"
         row.results["zipped"] = self.ids(self.sh(probe, env=zipped))
+        if self.interp.free_threaded:
+            progress(f"{phase} threads, zipped")
+            row.results["threads-zipped"] = self.threads(py, env=zipped)
         progress(f"{phase} installing the wheel, ids")
         installed = self.sh(f"{py} -m pip install -q --no-index --find-links {d}/dist "
                             f"tiktoken-encodings-offline")  # fmt: skip
@@ -227,9 +278,29 @@ class Runner:
         writable = f"if touch {venv}/.written 2>/dev/null; then echo 'the root is writable' >&2; exit 1; fi"
         row.results["read-only"] = self.ids(self.sh(f"{writable}; {verify} >&2 && {probe}", read_only=True))
         row.results["base-start-up"] = self.base_startup(py, wheel)
+        if self.interp.free_threaded:
+            progress(f"{phase} threads, installed")
+            row.results["threads"] = self.threads(py, where=True)
         progress(f"{phase} the companion's zero-import activation")
         row.results["companion"] = self.companion(py)
+        if self.interp.free_threaded and row.results["companion"].startswith("ok"):
+            progress(f"{phase} threads with the companion, zipped and installed")
+            row.results["threads-zipped+companion"] = self.threads(py, env=zipped)  # the zip comes first on sys.path
+            row.results["threads+companion"] = self.threads(py, where=True)
         return row
+
+    def threads(self, py: str, *, env: dict[str, str] | None = None, where: bool = False) -> str:
+        """Fresh processes of threads released at once on their first loads, the GIL off (tests/probe_threads.py)."""
+        expected = self.work / "threads-expected.json"
+        expected.write_text(json.dumps(self.reference["threads"]), encoding="utf-8")
+        d = self.inside
+        command = (f"{py} {d}/project/tests/probe_threads.py run {d}/{expected.name} --free-threaded "
+                   f"--processes {THREAD_PROCESSES} --threads {THREADS}" + (" --where" if where else ""))  # fmt: skip
+        result = self.sh(command, env=env)
+        if result.returncode != 0:
+            first = (result.stderr.strip().splitlines() or ["no output"])[0]
+            return f"FAIL ({result.stdout.strip()}: {first[:160]})"
+        return f"ok ({result.stdout.strip()})"
 
     def ids(self, result: subprocess.CompletedProcess[str]) -> str:
         return compare_ids(result.stdout, self.reference) if result.returncode == 0 else self.verdict(result)
@@ -301,18 +372,19 @@ def main(argv: list[str] | None = None) -> int:
             raise RootError(f"the real encoding files are not at {FILES_DIR} (set {FILES_ENV})")
         progress("reference ids from this interpreter's tiktoken")
         reference = reference_ids()
-        specs = {suite: spec for suite, spec in root_specs().items() if suite in {i.suite for i in chosen}}
+        wanted = {root_name(i) for i in chosen}
+        specs = {name: spec for name, spec in root_specs().items() if name in wanted}
         logs = cache_dir() / "logs"  # this run's: the previous run's are replaced
         shutil.rmtree(logs, ignore_errors=True)
         logs.mkdir(parents=True)
         progress(f"Debian roots: {', '.join(specs)} (built once, then reused)")
         with ThreadPoolExecutor(args.jobs) as pool:
-            roots = dict(zip(specs, pool.map(lambda s: ensure_root(s, logs / f"{s.suite}.log"), specs.values())))
+            roots = dict(zip(specs, pool.map(lambda s: ensure_root(s, logs / f"{s.name}.log"), specs.values())))
         for root in roots.values():
             prepare_network(root)
         print(f"roots ready after {time.monotonic() - started:.0f} s: {', '.join(roots)}", flush=True)
         with ThreadPoolExecutor(args.jobs) as pool:
-            jobs = [(i, roots[i.suite], reference, logs / f"python{i.version}.log") for i in chosen]
+            jobs = [(i, roots[root_name(i)], reference, logs / f"python{i.version}.log") for i in chosen]
             rows = [row for rows in pool.map(lambda job: run_interpreter(*job), jobs) for row in rows]
     except RootError as error:
         print(f"matrix: {error}", file=sys.stderr)

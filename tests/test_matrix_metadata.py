@@ -12,7 +12,7 @@ from pathlib import Path
 from helpers import ROOT, clean_env, run
 
 sys.path.insert(0, str(ROOT / "scripts"))
-from matrix import INTERPRETERS, readme_tested_on_line
+from matrix import FREE_THREADING_CLASSIFIER, INTERPRETERS, readme_tested_on_line
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -22,13 +22,18 @@ else:
 VERSION_CLASSIFIER = re.compile(r"Programming Language :: Python :: (3\.\d+)$")
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 README = (ROOT / "README.md").read_text(encoding="utf-8")
-MATRIX_VERSIONS = [interpreter.version for interpreter in INTERPRETERS]
+MATRIX_VERSIONS = [interpreter.version for interpreter in INTERPRETERS if not interpreter.free_threaded]
+FREE_THREADED_VERSIONS = [interpreter.version for interpreter in INTERPRETERS if interpreter.free_threaded]
 
 
 def test_classifiers_name_exactly_the_interpreters_ci_runs() -> None:
     classifiers = PYPROJECT["project"]["classifiers"]
     listed = [match.group(1) for match in map(VERSION_CLASSIFIER.match, classifiers) if match]
     assert listed == MATRIX_VERSIONS
+    # a free-threaded row (3.13t) is a build of a version the list names, and the classifier says it is tested
+    assert {version.removesuffix("t") for version in FREE_THREADED_VERSIONS} <= set(MATRIX_VERSIONS)
+    free_threading = [c for c in classifiers if c.startswith("Programming Language :: Python :: Free Threading")]
+    assert free_threading == ([FREE_THREADING_CLASSIFIER] if FREE_THREADED_VERSIONS else [])
 
 
 def test_requires_python_starts_at_the_oldest_interpreter_ci_runs() -> None:

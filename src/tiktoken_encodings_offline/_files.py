@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+from _thread import RLock  # built in: threading costs import time
 
 TYPE_CHECKING = False  # typing costs more to import than this whole package may take
 if TYPE_CHECKING:
@@ -32,20 +33,33 @@ PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 DATA_DIR = os.path.join(PACKAGE_DIR, "data")  # in a zipped install, a path inside the archive
 # A loader with no file system folder (zipimport, a frozen app's archive) reads its files itself.
 _archive: Callable[[str], bytes] | None = None
+_member_prefix: str | None = None  # zipimport: the archive's own name of PACKAGE_DIR, with a separator
 if not os.path.isdir(PACKAGE_DIR):
+    import zipimport  # imported by every start-up: its importer is on sys.path_hooks
+
     _archive = getattr(__spec__.loader, "get_data", None)
+    # The archive's name on sys.path may be relative ("deps/x.zip"), which PACKAGE_DIR is not: the
+    # member's own name is what zipimport looks up whatever form the path has.
+    if isinstance(__spec__.loader, zipimport.zipimporter):
+        _member_prefix = __spec__.loader.prefix
 IN_ARCHIVE = _archive is not None
+ARCHIVE_READ_ATTEMPTS = 3  # zipimport's reader fails at times when another thread reads at once
 
 _state: tuple[list[Row], str | None, dict[str, str]] | None = None
 _said: set[str] = set()
 _quiet = False  # the command line reports in one line of its own
+# Threads: what is cached is set once (installation, notices said), and one archive read at a time.
+_state_lock = RLock()
+_archive_lock = RLock()
 
 
 def installation() -> tuple[list[Row], str | None, dict[str, str]]:
-    """``inspect(DATA_DIR)``, once per process."""
+    """``inspect(DATA_DIR)``, once per process: every thread gets the same answer."""
     global _state
     if _state is None:
-        _state = inspect(DATA_DIR)
+        with _state_lock:
+            if _state is None:
+                _state = inspect(DATA_DIR)
     return _state
 
 
@@ -201,17 +215,31 @@ def read_regular_file(path: str, limit: int, size: int | None = None) -> bytes:
 
 
 def _read_archived(get_data: Callable[[str], bytes], path: str, limit: int, size: int | None) -> bytes:
-    """A file out of the archive, through the loader: the same errors as ``read_regular_file``."""
-    try:
-        data = get_data(path)
-    except OSError as error:
-        if error.errno or isinstance(error, FileNotFoundError):  # zipimport says "not there" with errno 0
-            raise
-        import errno
+    """A file out of the archive, through the loader: the same errors as ``read_regular_file``.
 
-        raise FileNotFoundError(errno.ENOENT, "not in the archive", path) from None
-    except Exception as error:  # a damaged archive: a bad header, data that does not inflate
-        raise OSError(f"cannot be read from the archive ({type(error).__name__}: {error})") from None
+    zipimport sets up its decompressor behind a module-wide flag with no lock: a thread that reads
+    while another does (this package's or an import's) is told "zlib not available". Reads here
+    take turns, and a failure is tried again before it is called damage: a damaged member fails
+    every time.
+    """
+    member = path if _member_prefix is None else _member_prefix + path[len(PACKAGE_DIR) + 1 :]
+    for attempt in range(ARCHIVE_READ_ATTEMPTS):
+        try:
+            with _archive_lock:
+                data = get_data(member)
+            break
+        except OSError as error:
+            if error.errno or isinstance(error, FileNotFoundError):  # zipimport says "not there" with errno 0
+                raise
+            import errno
+
+            raise FileNotFoundError(errno.ENOENT, "not in the archive", path) from None
+        except Exception as error:  # a damaged archive: a bad header, data that does not inflate
+            if attempt + 1 == ARCHIVE_READ_ATTEMPTS:
+                raise OSError(f"cannot be read from the archive ({type(error).__name__}: {error})") from None
+            import time  # built in
+
+            time.sleep(0.005 * (attempt + 1))  # the other thread's flag is up for microseconds
     if size is not None and len(data) != size:
         raise OSError(f"{len(data)} bytes, {size} expected")
     return data[:limit]
@@ -245,9 +273,10 @@ def _env_flag(name: str) -> bool:
 
 def _notice(message: str) -> None:
     """Say something once per process, on stderr: a warning could become an error under -W error."""
-    if message in _said or _quiet:
-        return
-    _said.add(message)
+    with _state_lock:
+        if message in _said or _quiet:
+            return
+        _said.add(message)
     try:  # noqa: SIM105 - contextlib costs import time
         sys.stderr.write(f"tiktoken-encodings-offline: {message}\n")
     except Exception:  # noqa: S110 - stderr itself may be gone; never raise from here

@@ -23,6 +23,7 @@ __all__ = ["Blob", "Manifest", "cache_name", "load_manifest", "record_requests",
 
 UPSTREAM_BASE = "https://openaipublic.blob.core.windows.net/"
 MANIFEST_PATH = os.path.join(PACKAGE_DIR, "manifest.json")
+MANIFEST_LIMIT = 1 << 20  # bytes read at most: a whole one is a few kB
 
 
 @dataclass(frozen=True)
@@ -79,11 +80,8 @@ def parse_manifest(document: Mapping[str, Any]) -> Manifest:
 def load_manifest(path: str = MANIFEST_PATH) -> Manifest:
     import json  # not at the top: activation reads only the record
 
-    read = getattr(__spec__.loader, "get_data", None)  # a zip's loader reads the file out of the zip
-    if read is None:
-        with open(path, "rb") as f:
-            return parse_manifest(json.loads(f.read()))
-    return parse_manifest(json.loads(read(path)))
+    # out of the archive in a zipped install, by the member's own name (see _files)
+    return parse_manifest(json.loads(read_regular_file(path, MANIFEST_LIMIT)))
 
 
 def sha256_file(path: str, limit: int) -> str:
