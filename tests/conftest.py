@@ -144,6 +144,12 @@ def runtime_venv(full_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     return make_venv(tmp_path_factory.mktemp("venv") / "venv", str(full_wheel))
 
 
+@pytest.fixture(scope="session")
+def companion_venv(full_wheel: Path, companion_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh venv holding tiktoken, the base wheel and the companion."""
+    return make_venv(tmp_path_factory.mktemp("companion") / "venv", str(full_wheel), str(companion_wheel))
+
+
 # The build's fetcher, called in-process against the loopback mirror.
 
 

@@ -72,12 +72,6 @@ def site_packages(python: Path) -> Path:
     return Path(run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip())
 
 
-@pytest.fixture(scope="module")
-def companion_venv(full_wheel: Path, companion_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh venv holding tiktoken, the base wheel and the companion."""
-    return make_venv(tmp_path_factory.mktemp("companion") / "venv", str(full_wheel), str(companion_wheel))
-
-
 def test_direct_calls_give_the_reference_ids_with_no_import(
     companion_venv: Path, direct_reference: dict[str, object], reference: dict[str, object], tmp_path: Path
 ) -> None:

@@ -38,6 +38,9 @@ def expected(layouts: dict[str, Path], tmp_path_factory: pytest.TempPathFactory)
 VARIANTS = {
     "installed": ("runtime_venv", (), True),
     "zipped": (None, ("full_wheel",), False),
+    "installed+companion": ("companion_venv", (), True),
+    # the zip comes before site-packages on sys.path: the companion's line activates the archive's package
+    "zipped+companion": ("companion_venv", ("full_wheel",), False),
 }
 
 
