@@ -265,10 +265,10 @@ def site_packages(venv_python: Path) -> Path:
 
 
 @pytest.mark.parametrize("start", ["-S", "._pth"])
-def test_doctor_says_python_started_without_site(runtime_venv: Path, tmp_path: Path, start: str) -> None:
-    packages = site_packages(runtime_venv)
+def test_doctor_says_python_started_without_site(companion_venv: Path, tmp_path: Path, start: str) -> None:
+    packages = site_packages(companion_venv)  # the companion is installed: its line is what is not read
     if start == "-S":
-        cmd = [runtime_venv, "-S", "-m", "tiktoken_encodings_offline", "doctor", "--json"]
+        cmd = [companion_venv, "-S", "-m", "tiktoken_encodings_offline", "doctor", "--json"]
         env = clean_env(PYTHONPATH=str(packages))
     else:  # Windows' embeddable distribution: a ._pth next to python, without `import site`
         if sys.version_info < (3, 11):

@@ -174,14 +174,14 @@ print(json.dumps({{"out": out, "errors": errors, "depth": depth, "alive": sum(t.
 
 @pytest.mark.parametrize("hook", ["no start-up line", "start-up line"])
 def test_threads_importing_tiktoken_and_the_package_at_once_never_deadlock(
-    hook: str, target: Path, runtime_venv: Path, tmp_path: Path
+    hook: str, target: Path, companion_venv: Path, tmp_path: Path
 ) -> None:
     # With the start-up line, the import of tiktoken.load activates under that module's import lock
     # while another thread, inside the package's import, imports tiktoken.load: Python must resolve it.
     empty = tmp_path / "empty-cache"
     empty.mkdir()
     if hook == "start-up line":
-        command, env = [str(runtime_venv)], clean_env(TIKTOKEN_CACHE_DIR=str(empty))
+        command, env = [str(companion_venv)], clean_env(TIKTOKEN_CACHE_DIR=str(empty))
     else:
         command, env = [sys.executable], clean_env(TIKTOKEN_CACHE_DIR=str(empty), PYTHONPATH=str(target))
     processes = [
