@@ -27,8 +27,14 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from sample_text import MIXED_TEXT, MODELS  # beside this script
-
+MIXED_TEXT = (  # probe_encodings.py's
+    "Hello, world! The quick brown fox jumps over the lazy dog.\n"
+    "中文分词测试：你好，世界。 한국어 문장도 넣어 봅니다. 🙂🚀👩‍💻\n"
+    "def add(a, b):\n\treturn a + b  # code\n"
+    "    \n\n\n   trailing spaces   \t\t"
+    "<|endoftext|><|fim_prefix|>x<|fim_suffix|>"
+)
+MODELS = ["gpt-4o", "gpt-4", "gpt-3.5-turbo", "text-davinci-003"]
 WORKER_TIMEOUT = 300  # seconds for one process
 
 
