@@ -6,7 +6,6 @@ what a user should know, such as encodings a slim wheel leaves out by design.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
 import sys
@@ -215,21 +214,17 @@ def _cache_folders(env: dict[str, str | None], problems: list[str], notes: list[
             )
     if cache is None or _is_ours(cache):  # downloads then go to tiktoken's default folder
         probe = default if os.path.isdir(default) else os.path.dirname(default)
-        if not _can_create_in(probe):
+        if _writable(probe) is False:
             notes.append(f"tiktoken's default cache folder {default} is not writable: downloads are not kept")
 
 
-def _can_create_in(folder: str) -> bool:
-    """Whether a file can be made in ``folder``, found by making one and removing it: Windows answers
-    os.access from the read-only attribute, which it ignores for folders, and never from their ACLs."""
-    try:
-        handle, name = tempfile.mkstemp(prefix=".tiktoken-encodings-offline-probe-", dir=folder)
-    except OSError:
-        return False
-    os.close(handle)
-    with contextlib.suppress(OSError):
-        os.remove(name)
-    return True
+def _writable(folder: str) -> bool | None:
+    """Whether files can be made in ``folder``, asked without making one (doctor writes nothing).
+    None on Windows: os.access answers there from the read-only attribute, which Windows ignores for
+    folders, and never from their ACLs, so no claim is made."""
+    if os.name == "nt":
+        return None
+    return os.access(folder, os.W_OK)
 
 
 def _is_ours(path: str) -> bool:
