@@ -62,9 +62,12 @@ def doctor() -> tuple[Any, str | None, str]:
     _cache_folders(after, problems, notes)
     installed = distributions(problems)
     harmony = _harmony(after["TIKTOKEN_RS_CACHE_DIR"], problems)
-    if harmony is not None and installed[COMPANION] is None and _set_by_this_package("TIKTOKEN_RS_CACHE_DIR", after):
-        harmony["needs_import"] = True
-        notes.append(_harmony_note(harmony["version"]))
+    if harmony is not None and _set_by_this_package("TIKTOKEN_RS_CACHE_DIR", after):
+        if IN_ARCHIVE:  # no folder to point it at: neither the import nor the companion sets it
+            notes.append(_harmony_zipped_note(harmony["version"]))
+        elif installed[COMPANION] is None:
+            harmony["needs_import"] = True
+            notes.append(_harmony_note(harmony["version"]))
 
     def origin(key: str) -> str:
         value = after[key]
@@ -275,10 +278,17 @@ def _set_by_this_package(key: str, env: dict[str, str | None]) -> bool:
 
 
 def _harmony_note(harmony_version: str) -> str:
-    folder = "DIR (after: python -m tiktoken_encodings_offline export DIR)" if IN_ARCHIVE else DATA_DIR
     return (
         f"openai-harmony {harmony_version} reads TIKTOKEN_RS_CACHE_DIR, which a program gets only by importing "
         f"tiktoken_encodings_offline before openai_harmony: {COMPANION} is not installed and you have not set "
         f'it; fix: pip install "{BASE}[autostart]" (it sets it at the first import of openai_harmony), '
-        f"or export TIKTOKEN_RS_CACHE_DIR={folder}"
+        f"or export TIKTOKEN_RS_CACHE_DIR={DATA_DIR}"
+    )
+
+
+def _harmony_zipped_note(harmony_version: str) -> str:
+    return (
+        f"openai-harmony {harmony_version} reads its files only from the folder TIKTOKEN_RS_CACHE_DIR names, "
+        "and a zipped install has none: nothing sets it, so harmony downloads (and fails offline); "
+        "fix: python -m tiktoken_encodings_offline export DIR, then export TIKTOKEN_RS_CACHE_DIR=DIR"
     )
