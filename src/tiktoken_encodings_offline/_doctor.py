@@ -14,7 +14,7 @@ from typing import Any
 
 from ._distributions import BASE, COMPANION, distributions, startup_hook_kind
 from ._files import DATA_DIR, DISABLE_ENV, FIX, HARMONY_FILES, IN_ARCHIVE, STRICT_ENV, _env_flag, installation
-from ._manifest import sha256_file
+from ._manifest import manifest_problem, sha256_file
 from ._verify import START_MODULE, check_files, startup_hook_problem, tiktoken_missing
 
 CACHE_VARIABLES = ("TIKTOKEN_CACHE_DIR", "DATA_GYM_CACHE_DIR", "TIKTOKEN_RS_CACHE_DIR")
@@ -35,6 +35,9 @@ def doctor() -> tuple[Any, str | None, str]:
     files, record_problem = check_files(folder)
     if record_problem:
         problems.append(record_problem)
+    damaged_manifest = manifest_problem()
+    if damaged_manifest:
+        problems.append(damaged_manifest)
     damaged = [c for c in files if not c.ok]
     for check in damaged:
         what = "is missing" if check.actual_sha256 is None else "is damaged (SHA-256 differs)"
@@ -135,7 +138,9 @@ def _tiktoken(intact: set[str], problems: list[str], notes: list[str]) -> tuple[
     coverage: dict[str, str] = {}
     for name in names:
         asked = record_requests(constructors[name])
-        if all(url in intact and sha in (None, manifest_hashes.get(url)) for url, sha in asked.items()):
+        if manifest_hashes is None:
+            coverage[name] = "unknown (manifest.json is damaged)"
+        elif all(url in intact and sha in (None, manifest_hashes.get(url)) for url, sha in asked.items()):
             coverage[name] = "vendored"
         elif any(url in listed and url not in intact for url in asked):
             coverage[name] = "DAMAGED"
@@ -188,13 +193,14 @@ def _not_a_folder(value: str | None) -> str | None:
     return "a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "no folder"
 
 
-def _manifest_hashes() -> dict[str, str]:
+def _manifest_hashes() -> dict[str, str] | None:
+    """The manifest's SHA-256 of each blob; None when it is damaged (doctor names it as a problem)."""
     from ._manifest import load_manifest
 
     try:
         return {url: blob.sha256 for url, blob in load_manifest().blobs.items()}
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def _cache_folders(env: dict[str, str | None], problems: list[str], notes: list[str]) -> None:
@@ -265,7 +271,7 @@ def _harmony_blobs() -> dict[str, tuple[str, int]]:
 
     try:
         blobs = load_manifest().blobs.values()
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return {}
     return {b.cache_name: (b.sha256, b.size) for b in blobs if b.cache_name in HARMONY_FILES}
 
