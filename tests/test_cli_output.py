@@ -2,7 +2,7 @@
 
 stdout full, closed at start or closed by its reader (Windows says EINVAL there), an argument
 error under ``--json``, a folder a shell would not read back exactly from ``path``, a default
-cache folder that os.access misjudges, and a Python started without ``site``.
+cache folder os.access misjudges on Windows, and a Python started without ``site``.
 """
 
 from __future__ import annotations
@@ -234,30 +234,33 @@ def test_path_on_windows_is_what_the_console_reads_back_or_fails(
 # --- doctor on hosts that answer differently ----------------------------------------------------
 
 
-@pytest.mark.parametrize("access", ["True", "False"])
-def test_doctor_tries_the_default_cache_folder_instead_of_asking_os_access(
-    runtime_venv: Path, tmp_path: Path, access: str
+@pytest.mark.parametrize("host", ["posix", "nt"])
+@pytest.mark.parametrize("read_only", [True, False], ids=["read-only", "writable"])
+def test_doctor_asks_os_access_about_the_default_cache_folder_and_makes_no_claim_on_windows(
+    runtime_venv: Path, tmp_path: Path, host: str, read_only: bool
 ) -> None:
-    # Windows answers os.access(W_OK) from the read-only attribute, which it ignores for folders: a
-    # folder its ACL closes is "writable", a read-only-attributed one is not. os.access answers so here.
+    # doctor writes nothing: it asks os.access on POSIX; on Windows os.access answers from the
+    # read-only attribute, which Windows ignores for folders, so it claims nothing there.
     temp = tmp_path / "tmp"
     cache = temp / "data-gym-cache"
     cache.mkdir(parents=True)
+    os.utime(cache, ns=(0, 0))  # a file made and removed there would move its mtime
     code = tmp_path / "doctor.py"
     code.write_text(
         "import os, sys\n"
-        f"os.access = lambda *args, **kwargs: {access}\n"
+        "import tiktoken, tiktoken.load, tiktoken.registry, tiktoken_ext.openai_public\n"
         "from tiktoken_encodings_offline.__main__ import main\n"
+        f"os.name = {host!r}\n"
         "sys.exit(main(['doctor', '--json']))\n"
     )
-    read_only = f'mount --bind "{cache}" "{cache}" && mount -o remount,bind,ro "{cache}" && '
-    read_only = read_only if access == "True" else ""
-    script = f'{read_only}TMPDIR="{temp}" "{runtime_venv}" "{code}"'
+    remount = f'mount --bind "{cache}" "{cache}" && mount -o remount,bind,ro "{cache}" && ' if read_only else ""
+    script = f'{remount}TMPDIR="{temp}" "{runtime_venv}" "{code}"'
     result = run(["unshare", "--mount", "--net", "sh", "-c", script], env=clean_env(), check=False)
     report = json.loads(result.stdout)
-    noted = any(f"default cache folder {cache} is not writable" in note for note in report["notes"])
-    assert result.returncode == 0 and noted is (access == "True"), report["notes"]
-    assert list(cache.iterdir()) == []  # the probe left nothing
+    noted = [note for note in report["notes"] if "not writable" in note]
+    expected = [f"tiktoken's default cache folder {cache} is not writable: downloads are not kept"]
+    assert result.returncode == 0 and noted == (expected if read_only and host == "posix" else []), report
+    assert list(cache.iterdir()) == [] and cache.stat().st_mtime_ns == 0  # nothing was made there
 
 
 def site_packages(venv_python: Path) -> Path:

@@ -276,3 +276,28 @@ def test_a_fast_path_record_that_is_not_a_regular_file_turns_it_off_without_wait
     verify = [sys.executable, "-m", "tiktoken_encodings_offline", "verify"]
     result = run(offline(verify), env=env, check=False, timeout=120)
     assert result.returncode == 1 and f"{record} is damaged (not a regular file)" in result.stdout.splitlines()[-1]
+
+
+MANIFEST_DAMAGE: dict[str, Callable[[Path], object]] = {
+    "FIFO": lambda path: path.unlink() or os.mkfifo(path),  # type: ignore[func-returns-value]
+    "empty object": lambda path: path.write_text("{}"),
+    "not JSON": lambda path: path.write_bytes(b"\xff{"),
+}
+
+
+@pytest.mark.parametrize("command", ["verify", "doctor"])
+@pytest.mark.parametrize("damage", MANIFEST_DAMAGE)
+def test_a_damaged_manifest_is_named_with_the_fix_without_waiting(command: str, damage: str, install: Path) -> None:
+    manifest = install / "tiktoken_encodings_offline" / "manifest.json"
+    MANIFEST_DAMAGE[damage](manifest)
+    env = clean_env(PYTHONPATH=str(install))
+    cmd = [sys.executable, "-m", "tiktoken_encodings_offline", command]
+    result = run(offline([*cmd, "--json"]), env=env, check=False, timeout=120)  # a FIFO read would never end
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result
+    report = json.loads(result.stdout)
+    problems = report["problems"] if command == "doctor" else [report["problem"]]
+    named = [p for p in problems if p.startswith(f"{manifest} is damaged (") and p.endswith(REINSTALL + ")")]
+    assert len(named) == 1, problems
+    assert not any("not carried" in note for note in report.get("notes", [])), report  # not told as a slim wheel
+    text = run(offline(cmd), env=env, check=False, timeout=120)
+    assert text.returncode == 1 and named[0] in text.stdout and "Traceback" not in text.stderr, text

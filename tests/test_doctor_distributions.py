@@ -101,3 +101,28 @@ def test_doctor_notes_both_fixes_for_harmony_with_neither_the_companion_nor_the_
     fake_companion(target, "0.1.0")  # the companion sets it at the first import of openai_harmony: no note
     code, report, _ = doctor(target, harmony)
     assert code == 0 and not any("openai-harmony" in n for n in report["notes"])  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("companion", [False, True], ids=["alone", "with-companion"])
+def test_doctor_notes_the_export_fix_for_harmony_beside_a_zipped_install(
+    full_wheel: Path, harmony: Path, tmp_path: Path, companion: bool
+) -> None:
+    # a zipped install has no folder for TIKTOKEN_RS_CACHE_DIR: neither the import nor the companion sets it
+    archive = tmp_path / "teo.zip"
+    shutil.copyfile(full_wheel, archive)
+    companion_site = tmp_path / "companion"
+    companion_site.mkdir()
+    if companion:
+        fake_companion(companion_site, "0.1.0")
+    note = (
+        "openai-harmony {version} reads its files only from the folder TIKTOKEN_RS_CACHE_DIR names, "
+        "and a zipped install has none: nothing sets it, so harmony downloads (and fails offline); "
+        "fix: python -m tiktoken_encodings_offline export DIR, then export TIKTOKEN_RS_CACHE_DIR=DIR"
+    )
+    code, report, text = doctor(archive, companion_site, harmony)
+    version = report["harmony"]["version"]  # type: ignore[index]
+    assert report["distributions"][COMPANION] == ("0.1.0" if companion else None)  # type: ignore[index]
+    harmony_notes = [n for n in report["notes"] if "openai-harmony" in n]  # type: ignore[union-attr]
+    assert code == 0 and harmony_notes == [note.format(version=version)], report
+    assert report["harmony"]["ready"] is False and f"note: {note.format(version=version)}" in text  # type: ignore[index]
+    assert f"openai-harmony {version}: will download on first use\n" in text

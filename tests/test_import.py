@@ -224,3 +224,35 @@ def test_a_reload_of_tiktoken_load_does_not_unwrap_the_reader_for_good(
     report = json.loads(result.stdout)
     assert report["ids"] == {name: reference["encodings"][name] for name in report["ids"]}  # type: ignore[index]
     assert report["wrapped"] is True and result.stderr == "" and list(empty.iterdir()) == []
+
+
+DIRECT_AFTER_RELOAD = f"""
+import importlib, json, sys
+sys.path.append({str(PROBE.parent)!r})
+import tiktoken_encodings_offline
+import tiktoken, tiktoken.load, tiktoken_ext.openai_public as public
+from probe_encodings import MIXED_TEXT
+
+tiktoken.get_encoding("gpt2")
+importlib.reload(tiktoken.load)  # nothing of the package runs until something calls it
+tiktoken_encodings_offline.activate()  # what docs/runtime.md says a direct tiktoken.load call then needs
+url = "https://openaipublic.blob.core.windows.net/encodings/o200k_base.tiktoken"
+ranks = tiktoken.load.load_tiktoken_bpe(url)
+public.load_tiktoken_bpe = lambda *args, **kwargs: ranks  # the constructor's other arguments, with these ranks
+ids = tiktoken.Encoding(**public.o200k_base()).encode(MIXED_TEXT, allowed_special="all")
+print(json.dumps({{"ids": ids, "wrapped": hasattr(tiktoken.load.read_file_cached, "__wrapped__")}}))
+"""
+
+
+@pytest.mark.parametrize("fastpath", ["on", "off"])
+def test_activate_after_a_reload_serves_a_direct_tiktoken_load_call(
+    target: Path, reference: dict[str, object], tmp_path: Path, fastpath: str
+) -> None:
+    empty = tmp_path / "empty-cache"
+    empty.mkdir()
+    off = {"TIKTOKEN_ENCODINGS_OFFLINE_NO_FASTPATH": "1"} if fastpath == "off" else {}
+    env = clean_env(PYTHONPATH=str(target), TIKTOKEN_CACHE_DIR=str(empty), **off)
+    result = run(offline([sys.executable, "-W", "error", "-c", DIRECT_AFTER_RELOAD]), env=env)
+    report = json.loads(result.stdout)
+    assert report["ids"] == reference["encodings"]["o200k_base"]  # type: ignore[index]
+    assert report["wrapped"] is True and result.stderr == "" and list(empty.iterdir()) == []

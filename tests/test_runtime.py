@@ -335,7 +335,7 @@ def test_a_package_removed_under_a_running_process_says_so_for_a_request_it_does
     )
     out = python_offline(sys.executable, code, clean_env(PYTHONPATH=str(target))).stdout
     assert "cannot answer https://example.invalid/other.tiktoken" in out
-    assert "removed or upgraded while this process ran: restart it" in out
+    assert "the package's files went away: it was removed or upgraded while this process ran" in out
 
 
 def test_the_strict_mode_error_is_caught_by_its_public_name(slim_venv: Path) -> None:

@@ -78,6 +78,29 @@ def test_a_zipped_install_on_sys_path_by_a_relative_path_serves(
     check_served(result, reference)
 
 
+AFTER_CHDIR = """
+import os, sys
+sys.path.insert(0, "teo.zip")
+import tiktoken, tiktoken_encodings_offline
+os.chdir("/")  # the relative entry now names nothing: the package's files went away for this process
+tiktoken.get_encoding("cl100k_base")
+"""
+
+
+def test_a_relative_entry_after_chdir_raises_the_package_error_alone(zipped: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    env = no_home_env(tmp_path, TIKTOKEN_CACHE_DIR=str(cache))
+    result = run(offline([sys.executable, "-c", AFTER_CHDIR]), env=env, cwd=tmp_path, check=False)
+    last = result.stderr.splitlines()[-1]
+    assert result.returncode == 1 and last.startswith("RuntimeError: tiktoken-encodings-offline cannot answer "), result
+    assert last.endswith("the package's files went away: it was removed or upgraded while this process ran, or it "
+                         "is on sys.path by a relative path and the working directory changed; restart it "
+                         "(with an absolute path on sys.path)")  # fmt: skip
+    assert result.stderr.count("Traceback") == 1 and "During handling" not in result.stderr, result.stderr
+    assert list(cache.iterdir()) == []  # nothing downloaded
+
+
 # zipimport's get_data, replaced before the package is imported (the package binds it then):
 # every member of the package fails once, or ``{always!r}`` every time, as zipimport fails when
 # another thread sets up its decompressor at the same moment.

@@ -6,7 +6,6 @@ what a user should know, such as encodings a slim wheel leaves out by design.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
 import sys
@@ -15,7 +14,7 @@ from typing import Any
 
 from ._distributions import BASE, COMPANION, distributions, startup_hook_kind
 from ._files import DATA_DIR, DISABLE_ENV, FIX, HARMONY_FILES, IN_ARCHIVE, STRICT_ENV, _env_flag, installation
-from ._manifest import sha256_file
+from ._manifest import manifest_problem, sha256_file
 from ._verify import START_MODULE, check_files, startup_hook_problem, tiktoken_missing
 
 CACHE_VARIABLES = ("TIKTOKEN_CACHE_DIR", "DATA_GYM_CACHE_DIR", "TIKTOKEN_RS_CACHE_DIR")
@@ -36,6 +35,9 @@ def doctor() -> tuple[Any, str | None, str]:
     files, record_problem = check_files(folder)
     if record_problem:
         problems.append(record_problem)
+    damaged_manifest = manifest_problem()
+    if damaged_manifest:
+        problems.append(damaged_manifest)
     damaged = [c for c in files if not c.ok]
     for check in damaged:
         what = "is missing" if check.actual_sha256 is None else "is damaged (SHA-256 differs)"
@@ -63,9 +65,12 @@ def doctor() -> tuple[Any, str | None, str]:
     _cache_folders(after, problems, notes)
     installed = distributions(problems)
     harmony = _harmony(after["TIKTOKEN_RS_CACHE_DIR"], problems)
-    if harmony is not None and installed[COMPANION] is None and _set_by_this_package("TIKTOKEN_RS_CACHE_DIR", after):
-        harmony["needs_import"] = True
-        notes.append(_harmony_note(harmony["version"]))
+    if harmony is not None and _set_by_this_package("TIKTOKEN_RS_CACHE_DIR", after):
+        if IN_ARCHIVE:  # no folder to point it at: neither the import nor the companion sets it
+            notes.append(_harmony_zipped_note(harmony["version"]))
+        elif installed[COMPANION] is None:
+            harmony["needs_import"] = True
+            notes.append(_harmony_note(harmony["version"]))
 
     def origin(key: str) -> str:
         value = after[key]
@@ -133,7 +138,9 @@ def _tiktoken(intact: set[str], problems: list[str], notes: list[str]) -> tuple[
     coverage: dict[str, str] = {}
     for name in names:
         asked = record_requests(constructors[name])
-        if all(url in intact and sha in (None, manifest_hashes.get(url)) for url, sha in asked.items()):
+        if manifest_hashes is None:
+            coverage[name] = "unknown (manifest.json is damaged)"
+        elif all(url in intact and sha in (None, manifest_hashes.get(url)) for url, sha in asked.items()):
             coverage[name] = "vendored"
         elif any(url in listed and url not in intact for url in asked):
             coverage[name] = "DAMAGED"
@@ -186,13 +193,14 @@ def _not_a_folder(value: str | None) -> str | None:
     return "a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "no folder"
 
 
-def _manifest_hashes() -> dict[str, str]:
+def _manifest_hashes() -> dict[str, str] | None:
+    """The manifest's SHA-256 of each blob; None when it is damaged (doctor names it as a problem)."""
     from ._manifest import load_manifest
 
     try:
         return {url: blob.sha256 for url, blob in load_manifest().blobs.items()}
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def _cache_folders(env: dict[str, str | None], problems: list[str], notes: list[str]) -> None:
@@ -215,21 +223,17 @@ def _cache_folders(env: dict[str, str | None], problems: list[str], notes: list[
             )
     if cache is None or _is_ours(cache):  # downloads then go to tiktoken's default folder
         probe = default if os.path.isdir(default) else os.path.dirname(default)
-        if not _can_create_in(probe):
+        if _writable(probe) is False:
             notes.append(f"tiktoken's default cache folder {default} is not writable: downloads are not kept")
 
 
-def _can_create_in(folder: str) -> bool:
-    """Whether a file can be made in ``folder``, found by making one and removing it: Windows answers
-    os.access from the read-only attribute, which it ignores for folders, and never from their ACLs."""
-    try:
-        handle, name = tempfile.mkstemp(prefix=".tiktoken-encodings-offline-probe-", dir=folder)
-    except OSError:
-        return False
-    os.close(handle)
-    with contextlib.suppress(OSError):
-        os.remove(name)
-    return True
+def _writable(folder: str) -> bool | None:
+    """Whether files can be made in ``folder``, asked without making one (doctor writes nothing).
+    None on Windows: os.access answers there from the read-only attribute, which Windows ignores for
+    folders, and never from their ACLs, so no claim is made."""
+    if os.name == "nt":
+        return None
+    return os.access(folder, os.W_OK)
 
 
 def _is_ours(path: str) -> bool:
@@ -267,7 +271,7 @@ def _harmony_blobs() -> dict[str, tuple[str, int]]:
 
     try:
         blobs = load_manifest().blobs.values()
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return {}
     return {b.cache_name: (b.sha256, b.size) for b in blobs if b.cache_name in HARMONY_FILES}
 
@@ -280,10 +284,17 @@ def _set_by_this_package(key: str, env: dict[str, str | None]) -> bool:
 
 
 def _harmony_note(harmony_version: str) -> str:
-    folder = "DIR (after: python -m tiktoken_encodings_offline export DIR)" if IN_ARCHIVE else DATA_DIR
     return (
         f"openai-harmony {harmony_version} reads TIKTOKEN_RS_CACHE_DIR, which a program gets only by importing "
         f"tiktoken_encodings_offline before openai_harmony: {COMPANION} is not installed and you have not set "
         f'it; fix: pip install "{BASE}[autostart]" (it sets it at the first import of openai_harmony), '
-        f"or export TIKTOKEN_RS_CACHE_DIR={folder}"
+        f"or export TIKTOKEN_RS_CACHE_DIR={DATA_DIR}"
+    )
+
+
+def _harmony_zipped_note(harmony_version: str) -> str:
+    return (
+        f"openai-harmony {harmony_version} reads its files only from the folder TIKTOKEN_RS_CACHE_DIR names, "
+        "and a zipped install has none: nothing sets it, so harmony downloads (and fails offline); "
+        "fix: python -m tiktoken_encodings_offline export DIR, then export TIKTOKEN_RS_CACHE_DIR=DIR"
     )

@@ -132,7 +132,7 @@ def _not_vendored_message(blobpath: str, carried: list[str]) -> str:
 
     try:
         needing = load_manifest().encodings_needing(blobpath)
-    except (OSError, ValueError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # a damaged manifest: verify names it
         needing = []
     what = f"encoding {' / '.join(needing)}" if needing else "an encoding this package does not know"
     return (

@@ -12,14 +12,14 @@ import hashlib
 import os
 from dataclasses import dataclass
 
-from ._files import PACKAGE_DIR, read_regular_file
+from ._files import FIX, PACKAGE_DIR, damage_or_error, read_regular_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any, Callable
 
-__all__ = ["Blob", "Manifest", "cache_name", "load_manifest", "record_requests", "sha256_file"]
+__all__ = ["Blob", "Manifest", "cache_name", "load_manifest", "manifest_problem", "record_requests", "sha256_file"]
 
 UPSTREAM_BASE = "https://openaipublic.blob.core.windows.net/"
 MANIFEST_PATH = os.path.join(PACKAGE_DIR, "manifest.json")
@@ -82,6 +82,19 @@ def load_manifest(path: str = MANIFEST_PATH) -> Manifest:
 
     # out of the archive in a zipped install, by the member's own name (see _files)
     return parse_manifest(json.loads(read_regular_file(path, MANIFEST_LIMIT)))
+
+
+def manifest_problem() -> str | None:
+    """Why the package's manifest.json cannot be used (with the fix), or None: read as load_manifest
+    reads it, so a FIFO there is never waited on."""
+    try:
+        load_manifest()
+    except OSError as error:
+        return f"{damage_or_error(MANIFEST_PATH, error)}; {FIX}"
+    except (ValueError, KeyError, TypeError, AttributeError) as error:  # not JSON, or not the manifest's shape
+        found = f"no {error} entry" if isinstance(error, KeyError) else f"{type(error).__name__}: {error}"
+        return f"{MANIFEST_PATH} is damaged ({found}); {FIX}"
+    return None
 
 
 def sha256_file(path: str, limit: int) -> str:

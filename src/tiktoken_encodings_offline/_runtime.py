@@ -105,10 +105,12 @@ def _wrap(
             damaged.setdefault(blobpath, f"{path} is damaged; {FIX}")
         try:
             from ._fallback import read_unserved
-        except ImportError as error:  # it is not imported until now: the package went away meanwhile
+        except (ImportError, OSError) as error:  # not imported until now: the package's files went away
+            # meanwhile (zipimport raises OSError for an archive no longer where a relative path said)
             raise RuntimeError(
-                f"tiktoken-encodings-offline cannot answer {blobpath}: {error}; the package was removed or "
-                "upgraded while this process ran: restart it"
+                f"tiktoken-encodings-offline cannot answer {blobpath}: {error}; the package's files went away: "
+                "it was removed or upgraded while this process ran, or it is on sys.path by a relative path "
+                "and the working directory changed; restart it (with an absolute path on sys.path)"
             ) from None
         why = damaged.get(blobpath, unreadable_record)
         return read_unserved(original, blobpath, expected_hash, folder, why, carried)

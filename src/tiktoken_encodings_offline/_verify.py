@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from importlib.metadata import version
 
 from ._files import DISABLE_ENV, PACKAGE_DIR, _env_flag, inspect, misnamed_row, read_regular_file
-from ._manifest import sha256_file
+from ._manifest import manifest_problem, sha256_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -211,7 +211,7 @@ def startup_hook_problem() -> str | None:
 def verify(folder: str, load: bool = True) -> VerifyResult:
     hook_problem = startup_hook_problem()  # before anything imports tiktoken
     result = _verify(folder, load)
-    return replace(result, problem=result.problem or hook_problem)
+    return replace(result, problem=result.problem or manifest_problem() or hook_problem)
 
 
 def _verify(folder: str, load: bool) -> VerifyResult:
