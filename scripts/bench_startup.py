@@ -125,13 +125,13 @@ def matrix_wall_ratios(wheel: Path, companion: Path, repeat: int) -> dict[str, t
     median of the ratios, and the best of each. A root that is not built is said so, never skipped
     silently.
     """
-    from debian_root import cache_dir, run_in_root
+    from debian_root import root_path, run_in_root
     from matrix import INTERPRETERS
 
     results: dict[str, tuple[float, float, float] | str] = {}
     for interp in INTERPRETERS:
-        root = cache_dir() / interp.suite
-        if not (root / "usr" / "bin" / interp.python).exists():
+        root = root_path(interp.root_spec())  # a free-threaded build has a root of its own, in /usr/local
+        if not any((root / folder / interp.python).exists() for folder in ("usr/bin", "usr/local/bin")):
             results[interp.version] = f"no root at {root}"
             continue
         inside = f"/bench-startup/{interp.version}"
