@@ -53,6 +53,16 @@ _state_lock = RLock()
 _archive_lock = RLock()
 
 
+def _new_locks_in_child() -> None:
+    """A forked child has only the forking thread: a lock another thread held would never open."""
+    global _state_lock, _archive_lock
+    _state_lock, _archive_lock = RLock(), RLock()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_new_locks_in_child)
+
+
 def installation() -> tuple[list[Row], str | None, dict[str, str]]:
     """``inspect(DATA_DIR)``, once per process: every thread gets the same answer."""
     global _state
