@@ -332,8 +332,9 @@ def add_folders_and_store_code(wheel: Path) -> None:
                         entry.create_system = 3  # Unix, whatever the building OS
                         entry.external_attr = (0o40755 << 16) | 0x10  # drwxr-xr-x, MS-DOS folder bit
                         target.writestr(entry, b"", compress_type=zipfile.ZIP_STORED)
-                stored = info.filename.endswith(".py")
-                target.writestr(info, source.read(info), compress_type=zipfile.ZIP_STORED if stored else info.compress_type)
+                code = info.filename.endswith(".py")
+                compress_type = zipfile.ZIP_STORED if code else info.compress_type
+                target.writestr(info, source.read(info), compress_type=compress_type)
         temporary.chmod(wheel.stat().st_mode & 0o777)
         rename(temporary, wheel)
     except BaseException:
