@@ -263,7 +263,7 @@ class OfflineEncodingsBuildHook(BuildHookInterface):  # type: ignore[type-arg]
         self._remove_workdir()
         if self.target_name == "wheel":
             try:
-                add_directory_entries(Path(artifact_path))
+                add_folders_and_store_code(Path(artifact_path))
             except InUse as error:  # Windows: a scanner has the new wheel open
                 with contextlib.suppress(OSError):  # a wheel without its folder entries is no wheel of ours
                     Path(artifact_path).unlink()
@@ -303,13 +303,17 @@ def _replace_dir(new: Path, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def add_directory_entries(wheel: Path) -> None:
-    """Give every folder in the wheel its own zip entry, reproducibly.
+def add_folders_and_store_code(wheel: Path) -> None:
+    """Give every folder in the wheel its own zip entry, and store its code uncompressed, reproducibly.
 
     Hatchling writes file entries only; before CPython 3.14, zipimport finds a namespace folder
     (``tiktoken_ext/``) in a zip on ``sys.path`` only through its entry, so a zipped install would
     never be activated. Each missing folder goes just before its first file, stamped with that
-    file's time (hatchling's reproducible one); the files are copied unchanged, in their order.
+    file's time (hatchling's reproducible one); the files are copied in their order, with their
+    content and time. Each ``.py`` member is stored (ZIP_STORED): zipimport sets up its decompressor
+    behind a flag with no lock, and two threads inflating at once are told "zlib not available";
+    a stored member is read without it, so an import from a zipped install never meets that
+    failure. The data stays deflated (the code is about 100 kB).
     """
     import zipfile
 
@@ -328,7 +332,9 @@ def add_directory_entries(wheel: Path) -> None:
                         entry.create_system = 3  # Unix, whatever the building OS
                         entry.external_attr = (0o40755 << 16) | 0x10  # drwxr-xr-x, MS-DOS folder bit
                         target.writestr(entry, b"", compress_type=zipfile.ZIP_STORED)
-                target.writestr(info, source.read(info), compress_type=info.compress_type)
+                code = info.filename.endswith(".py")
+                compress_type = zipfile.ZIP_STORED if code else info.compress_type
+                target.writestr(info, source.read(info), compress_type=compress_type)
         temporary.chmod(wheel.stat().st_mode & 0o777)
         rename(temporary, wheel)
     except BaseException:

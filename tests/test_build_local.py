@@ -69,6 +69,17 @@ def test_full_wheel_carries_the_six_published_blobs_under_sha1_names(full_wheel:
     assert "tiktoken_ext/__init__.py" not in members
 
 
+def test_code_is_stored_uncompressed_and_data_deflated(full_wheel: Path) -> None:
+    # zipimport inflates behind a flag with no lock: a stored member is read without it (issue D2)
+    with zipfile.ZipFile(full_wheel) as archive:
+        infos = [info for info in archive.infolist() if not info.is_dir()]
+    code = [info for info in infos if info.filename.endswith(".py")]
+    assert {info.filename for info in code} >= {m for m in CODE_MEMBERS if m.endswith(".py")}
+    assert [info.filename for info in code if info.compress_type != zipfile.ZIP_STORED] == []
+    blobs = [info for info in infos if info.filename.startswith("tiktoken_encodings_offline/data/")]
+    assert blobs and all(info.compress_type == zipfile.ZIP_DEFLATED for info in blobs)
+
+
 def test_record_lists_every_encoding_and_blob_without_paths_or_times(full_wheel: Path) -> None:
     with zipfile.ZipFile(full_wheel) as archive:
         record = archive.read("tiktoken_encodings_offline/data/vendored.tsv").decode()

@@ -107,7 +107,7 @@ def test_a_new_wheel_held_open_is_retried_then_finished(tmp_path: Path, monkeypa
     with zipfile.ZipFile(wheel, "w") as archive:
         archive.writestr("demo/module.py", "x = 1\n")
     refusing = Refusing(monkeypatch, wheel.name, 3)  # a scanner opens the new wheel for a moment
-    hatch_build.add_directory_entries(wheel)
+    hatch_build.add_folders_and_store_code(wheel)
     assert refusing.refused == 3
     with zipfile.ZipFile(wheel) as archive:
         assert archive.namelist() == ["demo/", "demo/module.py"]

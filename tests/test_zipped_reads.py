@@ -219,6 +219,32 @@ def test_a_member_that_never_reads_is_named_and_the_rest_served(
     assert failed >= 3
 
 
+# One member whose data never inflates (zlib's own error, not the flag's): damage, named at once.
+BAD_INFLATE_READER = """
+import atexit, os, zipimport, zlib
+_original = zipimport.zipimporter.get_data
+_failed = []
+
+def get_data(self, pathname):
+    if pathname.endswith({member!r}):
+        _failed.append(pathname)
+        raise zlib.error("Error -3 while decompressing data: invalid block type")
+    return _original(self, pathname)
+
+zipimport.zipimporter.get_data = get_data
+atexit.register(lambda: open(os.environ["FAILED_READS"], "w").write(str(len(_failed))))
+"""
+
+
+def test_only_the_flags_failure_is_tried_again(zipped: Path, reference: dict[str, Any], tmp_path: Path) -> None:
+    table = _table_member(zipped, "cl100k_base")
+    code = serve(str(zipped), BAD_INFLATE_READER.format(member=table.rsplit("/", 1)[1]))
+    result, failed = run_flaky(code, no_home_env(tmp_path), tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"{zipped}/{table} is damaged (cannot be read from the archive (error: Error -3" in result.stderr
+    assert failed == 1  # no retry: a member that does not inflate never will
+
+
 def test_a_member_whose_data_does_not_inflate_is_named(zipped: Path, reference: dict[str, Any], tmp_path: Path) -> None:
     table = _table_member(zipped, "cl100k_base")
     with zipfile.ZipFile(zipped) as archive:
@@ -241,3 +267,29 @@ def _table_member(wheel: Path, encoding: str) -> str:
     with zipfile.ZipFile(wheel) as archive:
         rows = archive.read("tiktoken_encodings_offline/fastpath/derived.tsv").decode().splitlines()
     return next(f"tiktoken_encodings_offline/fastpath/{row.split(chr(9))[2]}" for row in rows if row.startswith(url))
+
+
+# zipimport's decompressor made unusable, as while another thread sets it up: a compressed member
+# cannot be read, a stored one can. The package's code is stored, so imports from the archive work.
+NO_DECOMPRESSOR = """
+import sys, zipimport
+sys.path.insert(0, {archive!r})
+zipimport._importing_zlib = True
+import tiktoken_encodings_offline
+import tiktoken_ext.tiktoken_encodings_offline
+try:
+    tiktoken_encodings_offline.where()
+except tiktoken_encodings_offline.NoFolderError:
+    print("NoFolderError")
+"""
+
+
+def test_code_is_imported_from_the_archive_without_zipimport_decompressor(zipped: Path, tmp_path: Path) -> None:
+    import zipimport
+
+    if not hasattr(zipimport, "_importing_zlib"):
+        pytest.skip("this zipimport has no _importing_zlib flag")
+    code = NO_DECOMPRESSOR.format(archive=str(zipped))
+    result = run(offline([sys.executable, "-c", code]), env=no_home_env(tmp_path), check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout == "NoFolderError\n"

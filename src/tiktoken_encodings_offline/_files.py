@@ -43,7 +43,9 @@ if not os.path.isdir(PACKAGE_DIR):
     if isinstance(__spec__.loader, zipimport.zipimporter):
         _member_prefix = __spec__.loader.prefix
 IN_ARCHIVE = _archive is not None
-ARCHIVE_READ_ATTEMPTS = 3  # zipimport's reader fails at times when another thread reads at once
+# zipimport's reader says "zlib not available" at times when another thread reads at once: each
+# retry waits 2 ms longer than the last, 90 ms in all.
+ARCHIVE_READ_ATTEMPTS = 10
 
 _state: tuple[list[Row], str | None, dict[str, str]] | None = None
 _said: set[str] = set()
@@ -51,6 +53,16 @@ _quiet = False  # the command line reports in one line of its own
 # Threads: what is cached is set once (installation, notices said), and one archive read at a time.
 _state_lock = RLock()
 _archive_lock = RLock()
+
+
+def _new_locks_in_child() -> None:
+    """A forked child has only the forking thread: a lock another thread held would never open."""
+    global _state_lock, _archive_lock
+    _state_lock, _archive_lock = RLock(), RLock()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_new_locks_in_child)
 
 
 def installation() -> tuple[list[Row], str | None, dict[str, str]]:
@@ -219,8 +231,8 @@ def _read_archived(get_data: Callable[[str], bytes], path: str, limit: int, size
 
     zipimport sets up its decompressor behind a module-wide flag with no lock: a thread that reads
     while another does (this package's or an import's) is told "zlib not available". Reads here
-    take turns, and a failure is tried again before it is called damage: a damaged member fails
-    every time.
+    take turns, and that failure is tried again before it is called damage: a damaged member fails
+    every time. Code members are stored uncompressed, so imports never meet the flag.
     """
     member = path if _member_prefix is None else _member_prefix + path[len(PACKAGE_DIR) + 1 :]
     for attempt in range(ARCHIVE_READ_ATTEMPTS):
@@ -235,11 +247,11 @@ def _read_archived(get_data: Callable[[str], bytes], path: str, limit: int, size
 
             raise FileNotFoundError(errno.ENOENT, "not in the archive", path) from None
         except Exception as error:  # a damaged archive: a bad header, data that does not inflate
-            if attempt + 1 == ARCHIVE_READ_ATTEMPTS:
+            if "zlib not available" not in str(error) or attempt + 1 == ARCHIVE_READ_ATTEMPTS:
                 raise OSError(f"cannot be read from the archive ({type(error).__name__}: {error})") from None
             import time  # built in
 
-            time.sleep(0.005 * (attempt + 1))  # the other thread's flag is up for microseconds
+            time.sleep(0.002 * (attempt + 1))  # the other thread's flag is up for microseconds
     if size is not None and len(data) != size:
         raise OSError(f"{len(data)} bytes, {size} expected")
     return data[:limit]

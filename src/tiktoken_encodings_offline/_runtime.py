@@ -50,6 +50,16 @@ _lock = threading.Lock()
 _served = ""  # the folder install() serves: a reload of tiktoken.load installs it again
 
 
+def _new_lock_in_child() -> None:
+    """A forked child has only the forking thread: a lock another thread held would never open."""
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_new_lock_in_child)
+
+
 def install(folder: str) -> None:
     """Wrap tiktoken's reader so it serves ``folder``, then its loaders (the fast path). Idempotent,
     thread-safe, and it never raises for the fast path: at most one notice, and tiktoken's loaders."""

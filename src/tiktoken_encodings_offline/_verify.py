@@ -268,6 +268,17 @@ _blocker_users = 0
 _real_read_file: list[Callable[[str], bytes]] = []  # tiktoken.load.read_file as the first verify found it
 
 
+def _new_lock_in_child() -> None:
+    """A forked child has only the forking thread: a lock another thread held would never open, and
+    the verifies under way are not the child's (``_blocked_read_file`` lets its reads through)."""
+    global _blocker_lock, _blocker_users
+    _blocker_lock, _blocker_users = threading.Lock(), 0
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_new_lock_in_child)
+
+
 def _blocked_read_file(blobpath: str) -> bytes:
     if getattr(_blocking, "active", False):
         raise RuntimeError(f"verify blocks network access, and {blobpath} was asked for")
